@@ -1,0 +1,121 @@
+"""SMS webhooks: Twilio's (signature checked) and the dev gateway's ``POST /dev/sms``.
+
+Both parse a form into an :class:`InboundMessage` and run the same handler.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.sms.inbound import handle_inbound
+from contact.channels import InboundMessage
+from contact.errors import Forbidden, field_error
+from contact.models import Channel, utcnow
+from contact.runtime import Runtime
+
+twilio_router = APIRouter(tags=["sms"])
+dev_router = APIRouter(tags=["dev gateway"])
+
+MAX_FORM_FIELDS = 100
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def verified_form(request: Request, rt: Runtime) -> dict[str, str]:
+    """The POSTed form, if ``X-Twilio-Signature`` matches PUBLIC_BASE_URL + path; else 403."""
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
+    params = {k: str(v) for k, v in form.items()}
+    signature = request.headers.get("x-twilio-signature")
+    token = rt.settings.TWILIO_AUTH_TOKEN
+    url = rt.settings.PUBLIC_BASE_URL + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not signature or not token or not RequestValidator(token).validate(url, params, signature):
+        raise Forbidden("invalid Twilio signature", code="bad_signature")
+    return params
+
+
+def _twiml(reply: str | None) -> Response:
+    resp = MessagingResponse()
+    if reply:
+        resp.message(reply)
+    return Response(str(resp), media_type="application/xml")
+
+
+@twilio_router.post("/channels/sms/twilio/inbound")
+async def twilio_inbound(request: Request) -> Response:
+    rt = _runtime(request)
+    params = await verified_form(request, rt)
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    if not sid or not params.get("From"):
+        return _twiml(None)
+    result = await _handle(rt, "twilio", sid, params)
+    return _twiml(result["reply"])
+
+
+async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) -> dict[str, Any]:
+    msg = InboundMessage(
+        channel=Channel.sms,
+        provider=provider,
+        provider_id=sid,
+        from_addr=params.get("From", ""),
+        to_addr=params.get("To", ""),
+        body=params.get("Body", ""),
+        received_at=utcnow(),
+    )
+    async with rt.db.session() as session:
+        try:
+            result = await handle_inbound(rt, session, msg)
+            await rt.commit(session)
+        finally:
+            rt.discard(session)
+    if provider == "dev" and not result.duplicate:
+        await _record_dev_reply(rt, result.message_id, msg.from_addr, result.reply)
+    return {
+        "message_id": result.message_id,
+        "ticket_reference": result.ticket_reference,
+        "reply": result.reply,
+    }
+
+
+async def _record_dev_reply(rt: Runtime, message_id: int, to: str, reply: str) -> None:
+    """The dev gateway shows the in-band reply too, as Twilio would have sent it."""
+    from contact.channels import OutboundMessage
+    from contact.schemas import normalize_phone
+
+    adapter = rt.registry.get(Channel.sms)
+    await adapter.send(
+        OutboundMessage(
+            key=f"reply:{message_id}",
+            channel=Channel.sms,
+            to=normalize_phone(to, rt.settings.DEFAULT_REGION),
+            body=reply,
+            template="reply",
+        )
+    )
+
+
+@dev_router.post("/dev/sms")
+async def dev_sms(request: Request) -> JSONResponse:
+    """Inject a text as if from a phone: form ``From``, ``Body`` (optional ``MessageSid``)."""
+    rt = _runtime(request)
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
+    params = {k: str(v) for k, v in form.items()}
+    if not params.get("From"):
+        raise field_error("From", "required: the sender's phone number")
+    from contact.schemas import normalize_phone
+
+    try:
+        normalize_phone(params["From"], rt.settings.DEFAULT_REGION)
+    except ValueError as exc:
+        raise field_error("From", str(exc)) from None
+    sid = params.get("MessageSid") or "SMDEV" + secrets.token_hex(16)
+    return JSONResponse(await _handle(rt, "dev", sid, params))

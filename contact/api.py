@@ -1,0 +1,611 @@
+"""REST API ``/api/v1`` and the real-time websocket: thin routers, no business rules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Header, Query, Response, WebSocket, status
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+from starlette.websockets import WebSocketDisconnect
+
+from contact import bus, repository, service
+from contact.deps import (
+    CurrentPrincipal,
+    DbSession,
+    RuntimeDep,
+    forget_principals,
+    principal_for_token,
+    token_from,
+)
+from contact.errors import (
+    ErrorBody,
+    Forbidden,
+    InvalidInput,
+    Locked,
+    NotFound,
+    Unauthorized,
+    field_error,
+)
+from contact.lifecycle import Action, allowed_actions
+from contact.models import (
+    Channel,
+    Department,
+    Outbox,
+    OutboxStatus,
+    Role,
+    Service,
+    Ticket,
+    TicketStatus,
+    User,
+    utcnow,
+)
+from contact.principal import Principal
+from contact.reference import grouped
+from contact.routing import Catalogue
+from contact.runtime import Runtime
+from contact.schemas import (
+    ActionBody,
+    DepartmentRead,
+    EventRead,
+    MessageRead,
+    OutboxRead,
+    RoutingRead,
+    ServiceRead,
+    TicketCreate,
+    TicketPage,
+    TicketRead,
+    TokenRead,
+    UserCreate,
+    UserRead,
+    normalize_phone,
+)
+from contact.security import hash_password, issue_token, mask_phone, verify_password
+
+log = logging.getLogger(__name__)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": desc}
+    for code, desc in (
+        (400, "Malformed request"),
+        (401, "Not signed in"),
+        (403, "Not allowed for this role"),
+        (404, "Not found, or not visible to the caller"),
+        (409, "Illegal transition or concurrent change: carries `status` and `allowed`"),
+        (422, "Invalid field: `fields` names each one"),
+    )
+}
+
+api = APIRouter(prefix="/api/v1", responses=ERRORS)
+health = APIRouter()
+realtime = APIRouter()
+
+LOCKOUT_AFTER = 5
+LOCKOUT_FOR = timedelta(minutes=15)
+
+
+# ------------------------------------------------------------------ health
+
+
+@health.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/readyz", tags=["health"], responses={503: {"description": "a store is unreachable"}})
+async def readyz(rt: RuntimeDep, response: Response) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        async with rt.db.session() as s:
+            await asyncio.wait_for(s.execute(text("SELECT 1")), timeout=3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    if rt.settings.REDIS_URL:
+        try:
+            import redis.asyncio as aioredis
+
+            client = aioredis.from_url(rt.settings.REDIS_URL, socket_timeout=3)
+            try:
+                await client.ping()
+            finally:
+                await client.aclose()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+    if any(v != "ok" for v in checks.values()):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"status": "ok" if response.status_code == 200 else "unavailable", **checks}
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+@api.post("/auth/token", response_model=TokenRead, tags=["auth"])
+async def sign_in(
+    rt: RuntimeDep,
+    session: DbSession,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+) -> TokenRead:
+    user = (
+        await session.execute(select(User).where(User.username == username))
+    ).scalar_one_or_none()
+    now = utcnow()
+    if user is not None and user.locked_until and user.locked_until > now:
+        log.warning("sign-in refused: %s is locked", username)
+        raise Locked("too many failed sign-ins; try again later", code="account_locked")
+    if user is None or not user.active or not verify_password(user.password_hash, password):
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= LOCKOUT_AFTER:
+                user.locked_until = now + LOCKOUT_FOR
+                user.failed_logins = 0
+            await session.commit()
+        log.warning("sign-in failed for %s", username)
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    user.failed_logins = 0
+    user.locked_until = None
+    await session.commit()
+    log.info("sign-in: %s (%s)", user.username, user.role.value)
+    ttl = rt.settings.TOKEN_TTL_HOURS * 3600
+    return TokenRead(
+        access_token=issue_token(rt.settings.SECRET_KEY, user.id, user.token_version, ttl),
+        expires_in=ttl,
+    )
+
+
+@api.get("/me", response_model=UserRead, tags=["auth"])
+async def me(principal: CurrentPrincipal, session: DbSession) -> UserRead:
+    user = await session.get(User, principal.user_id)
+    assert user is not None
+    return user_read(user, principal.department)
+
+
+def user_read(user: User, department: str | None) -> UserRead:
+    return UserRead(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        department=department,
+        locale=user.locale,
+        active=user.active,
+    )
+
+
+# ------------------------------------------------------------------ tickets
+
+
+def ticket_read(
+    t: Ticket,
+    phone: str | None,
+    cat: Catalogue,
+    viewer: Principal,
+    *,
+    events: list[Any] | None = None,
+    messages: list[Any] | None = None,
+    merged_into: str | None = None,
+) -> TicketRead:
+    dept = cat.dept_by_id.get(t.department_id or -1)
+    svc = cat.service_by_id.get(t.service_id or -1)
+    district = cat.district_by_id.get(t.district_id or -1)
+    routed = cat.dept_by_id.get(t.routing_department_id or -1)
+    if not viewer.sees_all:  # departments see the phone only when the citizen allows it
+        phone = None if t.anonymous else phone
+    return TicketRead(
+        reference=t.reference,
+        reference_grouped=grouped(t.reference),
+        status=t.status.value,
+        kind=t.kind.value,
+        priority=t.priority.value,
+        channel=t.channel.value,
+        locale=t.locale,
+        service=svc.code if svc else None,
+        department=dept.code if dept else None,
+        district=district.code if district else None,
+        title=t.title,
+        description=t.description,
+        address=t.address,
+        phone=phone,
+        anonymous=t.anonymous,
+        fields=t.fields or {},
+        routing=RoutingRead(
+            department=routed.code if routed else None,
+            service=svc.code if svc else None,
+            reason=t.routing_reason,
+            confidence=t.routing_confidence,
+            rule=t.routing_rule,
+        ),
+        accept_due_at=t.accept_due_at,
+        due_at=t.due_at,
+        sla_state=t.sla_state.value,
+        extension=t.extension.value,
+        extension_until=t.extension_until,
+        reply=t.reply,
+        satisfaction=t.satisfaction,
+        merged_into=merged_into,
+        allowed_actions=allowed_actions(t.status, viewer.actor),
+        created_at=t.created_at,
+        updated_at=t.updated_at,
+        dispatched_at=t.dispatched_at,
+        accepted_at=t.accepted_at,
+        resolved_at=t.resolved_at,
+        closed_at=t.closed_at,
+        events=events,
+        messages=messages,
+    )
+
+
+async def full_ticket(
+    rt: Runtime, session: DbSession, principal: Principal, reference: str
+) -> TicketRead:
+    ticket, phone = await repository.get_ticket(session, principal, reference)
+    events = await repository.ticket_events(session, ticket.id)
+    messages = await repository.ticket_messages(session, ticket.id)
+    into = None
+    if ticket.merged_into_id:
+        target = await session.get(Ticket, ticket.merged_into_id)
+        into = target.reference if target else None
+    return ticket_read(
+        ticket,
+        phone,
+        await rt.catalogue(),
+        principal,
+        events=[EventRead.model_validate(e, from_attributes=True) for e in events],
+        messages=[
+            MessageRead(
+                id=m.id,
+                channel=m.channel.value,
+                direction=m.direction.value,
+                body=m.body,
+                status=m.status.value,
+                template=m.template,
+                created_at=m.created_at,
+            )
+            for m in messages
+        ],
+        merged_into=into,
+    )
+
+
+@api.post("/tickets", status_code=201, response_model=TicketRead, tags=["tickets"])
+async def create_ticket(
+    rt: RuntimeDep,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    data: TicketCreate,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> TicketRead:
+    """Intake. With an ``Idempotency-Key`` header a retry returns the same ticket (200)."""
+    if not principal.sees_all:
+        raise Forbidden("departments do not take in tickets")
+    external = None
+    if idempotency_key:
+        external = (
+            "idem:"
+            + hashlib.sha256(f"{principal.name}:{idempotency_key}".encode()).hexdigest()[:58]
+        )
+        existing = (
+            await session.execute(select(Ticket.reference).where(Ticket.external_ref == external))
+        ).scalar_one_or_none()
+        if existing:
+            response.status_code = 200
+            return await full_ticket(rt, session, principal, existing)
+    try:
+        ticket, _ = await service.open_ticket(rt, session, data, principal, external_ref=external)
+        await rt.commit(session)
+    except IntegrityError:
+        await session.rollback()
+        rt.discard(session)
+        if external is None:
+            raise
+        existing = (
+            await session.execute(select(Ticket.reference).where(Ticket.external_ref == external))
+        ).scalar_one()
+        response.status_code = 200
+        return await full_ticket(rt, session, principal, existing)
+    return ticket_read(ticket, data.phone, await rt.catalogue(), principal, events=[], messages=[])
+
+
+@api.get("/tickets", response_model=TicketPage, tags=["tickets"])
+async def list_tickets(
+    rt: RuntimeDep,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    status_: Annotated[list[TicketStatus] | None, Query(alias="status")] = None,
+    department: Annotated[list[str] | None, Query()] = None,
+    service_: Annotated[list[str] | None, Query(alias="service")] = None,
+    channel: Annotated[list[Channel] | None, Query()] = None,
+    phone: Annotated[str | None, Query(max_length=32)] = None,
+    overdue: bool | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TicketPage:
+    cat = await rt.catalogue()
+    filters = repository.TicketFilters(
+        status=status_,
+        department_ids=[cat.departments[c].id for c in department if c in cat.departments]
+        if department
+        else None,
+        service_ids=[cat.services[c].id for c in service_ if c in cat.services]
+        if service_
+        else None,
+        channel=channel,
+        phone=_phone_filter(phone),
+        overdue=overdue,
+        q=q,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    rows, total = await repository.list_tickets(
+        session, principal, filters, limit=limit, offset=offset
+    )
+    return TicketPage(
+        items=[ticket_read(t, p, cat, principal) for t, p in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def _phone_filter(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    try:
+        return normalize_phone(phone)
+    except ValueError as exc:
+        raise field_error("phone", str(exc)) from None
+
+
+@api.get("/tickets/{reference}", response_model=TicketRead, tags=["tickets"])
+async def get_ticket(
+    rt: RuntimeDep, session: DbSession, principal: CurrentPrincipal, reference: str
+) -> TicketRead:
+    return await full_ticket(rt, session, principal, reference)
+
+
+@api.post("/tickets/{reference}/actions/{action}", response_model=TicketRead, tags=["tickets"])
+async def ticket_action(
+    rt: RuntimeDep,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    reference: str,
+    action: Action,
+    body: ActionBody | None = None,
+) -> TicketRead:
+    """One lifecycle move: dispatch, accept, return, request-/grant-/deny-extension, resolve,
+    reopen, close, urge, merge, note. Illegal moves answer 409 with ``status`` and ``allowed``."""
+    ticket = await service.act(rt, session, principal, reference, action, body or ActionBody())
+    await rt.commit(session)
+    try:
+        return await full_ticket(rt, session, principal, ticket.reference)
+    except NotFound:  # the move took it out of the caller's sight (a return): what it was
+        return ticket_read(ticket, None, await rt.catalogue(), principal)
+
+
+# ------------------------------------------------------------------ catalogue, users
+
+
+@api.get("/departments", response_model=list[DepartmentRead], tags=["catalogue"])
+async def departments(rt: RuntimeDep, principal: CurrentPrincipal) -> list[DepartmentRead]:
+    cat = await rt.catalogue()
+    return [
+        DepartmentRead(
+            code=d.code,
+            name_zh=d.name_zh,
+            name_en=d.name_en,
+            level=d.level,
+            parent=d.parent,
+            district=d.district,
+        )
+        for d in sorted(cat.departments.values(), key=lambda d: d.code)
+    ]
+
+
+def _service_read(s: Service, dept_code: str) -> ServiceRead:
+    return ServiceRead(
+        code=s.code,
+        name_zh=s.name_zh,
+        name_en=s.name_en,
+        group_zh=s.group_zh,
+        group_en=s.group_en,
+        description_zh=s.description_zh,
+        description_en=s.description_en,
+        kind=s.kind.value,
+        department=dept_code,
+        territorial=s.territorial,
+        keywords=list(s.keywords or []),
+        fields=list(s.fields or []),
+    )
+
+
+@api.get("/services", response_model=list[ServiceRead], tags=["catalogue"])
+async def services(session: DbSession, principal: CurrentPrincipal) -> list[ServiceRead]:
+    rows = await session.execute(
+        select(Service, Department.code)
+        .join(Department, Department.id == Service.default_department_id)
+        .where(Service.active)
+        .order_by(Service.group_en, Service.code)
+    )
+    return [_service_read(s, code) for s, code in rows.all()]
+
+
+@api.get("/services/{code}", response_model=ServiceRead, tags=["catalogue"])
+async def service_detail(session: DbSession, principal: CurrentPrincipal, code: str) -> ServiceRead:
+    row = (
+        await session.execute(
+            select(Service, Department.code)
+            .join(Department, Department.id == Service.default_department_id)
+            .where(Service.code == code)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no service '{code}'", code="service_not_found")
+    return _service_read(row[0], row[1])
+
+
+def _require_admin(principal: Principal) -> None:
+    if principal.actor.value != Role.admin.value:
+        raise Forbidden("admins only")
+
+
+@api.get("/users", response_model=list[UserRead], tags=["users"])
+async def users(session: DbSession, principal: CurrentPrincipal) -> list[UserRead]:
+    if not principal.supervisor:
+        raise Forbidden("supervisors and admins only")
+    rows = await session.execute(
+        select(User, Department.code)
+        .outerjoin(Department, Department.id == User.department_id)
+        .order_by(User.username)
+    )
+    return [user_read(u, code) for u, code in rows.all()]
+
+
+@api.post("/users", response_model=UserRead, status_code=201, tags=["users"])
+async def create_user(
+    session: DbSession, principal: CurrentPrincipal, data: UserCreate
+) -> UserRead:
+    _require_admin(principal)
+    dept_id = None
+    if data.role == Role.department:
+        if not data.department:
+            raise field_error("department", "required for the department role")
+        dept_id = (
+            await session.execute(select(Department.id).where(Department.code == data.department))
+        ).scalar_one_or_none()
+        if dept_id is None:
+            raise field_error("department", f"unknown department '{data.department}'")
+    elif data.department:
+        raise field_error("department", "only department users are bound to a department")
+    if (await session.execute(select(User.id).where(User.username == data.username))).first():
+        raise InvalidInput("username taken", code="username_taken", fields={"username": "taken"})
+    user = User(
+        username=data.username,
+        display_name=data.display_name,
+        password_hash=hash_password(data.password),
+        role=data.role,
+        department_id=dept_id,
+        locale=data.locale,
+    )
+    session.add(user)
+    await session.commit()
+    forget_principals()
+    return user_read(user, data.department if dept_id else None)
+
+
+@api.get("/outbox", response_model=list[OutboxRead], tags=["operations"])
+async def outbox_rows(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    status_: Annotated[OutboxStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[OutboxRead]:
+    """Notifications and their delivery state; ``status=dead`` lists the dead letters."""
+    if not principal.supervisor:
+        raise Forbidden("supervisors and admins only")
+    stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+    if status_:
+        stmt = stmt.where(Outbox.status == status_)
+    return [
+        OutboxRead(
+            id=o.id,
+            key=o.key.rsplit(":", 1)[0],
+            channel=o.channel.value,
+            recipient=mask_phone(o.recipient),
+            template=o.template,
+            status=o.status.value,
+            attempts=o.attempts,
+            next_attempt_at=o.next_attempt_at,
+            last_error=o.last_error,
+            created_at=o.created_at,
+            sent_at=o.sent_at,
+        )
+        for o in (await session.execute(stmt)).scalars()
+    ]
+
+
+@api.post("/outbox/{outbox_id}/retry", response_model=OutboxRead, tags=["operations"])
+async def retry_outbox(
+    rt: RuntimeDep, session: DbSession, principal: CurrentPrincipal, outbox_id: int
+) -> OutboxRead:
+    """Send a dead letter again (after fixing its cause)."""
+    if not principal.supervisor:
+        raise Forbidden("supervisors and admins only")
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.dead)
+        .values(status=OutboxStatus.pending, attempts=0, next_attempt_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound("no dead letter with that id")
+    await session.commit()
+    await rt.jobs.kick([outbox_id])
+    rows = await outbox_rows(session, principal, None, 500)
+    return next(r for r in rows if r.id == outbox_id)
+
+
+# ------------------------------------------------------------------ real time
+
+
+@realtime.websocket("/ws")
+async def websocket_events(websocket: WebSocket, since: int | None = None) -> None:
+    """Events the signed-in user may see; ``?since=<id>`` replays what came after that id."""
+    rt: Runtime = websocket.app.state.runtime
+    principal = await principal_for_token(rt, token_from(websocket))
+    if principal is None:
+        await websocket.close(code=4401, reason="sign in first")
+        return
+    viewer = bus.Viewer(
+        all_departments=principal.sees_all,
+        departments=principal.scope,
+        supervisor=principal.supervisor,
+    )
+    await websocket.accept()
+    sub = rt.bus.hub.subscribe()  # subscribe before replaying: nothing falls in between
+    sent: set[int] = set()
+    try:
+        if since is not None:
+            async with rt.db.session() as s:
+                for msg in await bus.since(s, since):
+                    if viewer.may_see(msg):
+                        await websocket.send_json(msg.wire())
+                        sent.add(msg.id)
+        reader = asyncio.create_task(_drain(websocket))
+        while not reader.done():
+            getter = asyncio.ensure_future(sub.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            msg = getter.result()
+            if msg.id in sent or not viewer.may_see(msg):
+                continue
+            await websocket.send_json(msg.wire())
+            if sub.overflowed:
+                await websocket.close(code=4000, reason="too slow; reconnect with ?since=")
+                break
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        rt.bus.hub.unsubscribe(sub)
+        with contextlib.suppress(Exception):
+            reader.cancel()
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read until the client goes away (clients send nothing that matters)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return

@@ -1,0 +1,138 @@
+"""The composition root: builds the runtime, registers the channel adapters, makes the app.
+
+The only module in ``contact`` that imports the adapters (``channels``, ``ivr``,
+``kiosk``, ``agent_ui``): every other import arrow points inward.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from contact.bus import Bus
+from contact.channels import AdapterRegistry
+from contact.db import Database
+from contact.errors import ContactError
+from contact.jobs import InProcessJobs, RqJobs
+from contact.notify import Renderer
+from contact.runtime import Jobs, Runtime
+from contact.settings import Gateway, Settings, get_settings
+
+log = logging.getLogger("contact")
+
+
+def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
+    from channels.sms.gateway import DevSmsGateway, TwilioSmsGateway
+
+    db = Database(settings.DATABASE_URL, pool_size=pool_size)
+    registry = AdapterRegistry()
+    if Gateway.twilio == settings.SMS_GATEWAY:
+        assert settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN
+        assert settings.TWILIO_FROM_NUMBER
+        registry.register(
+            TwilioSmsGateway(
+                settings.TWILIO_ACCOUNT_SID,
+                settings.TWILIO_AUTH_TOKEN,
+                settings.TWILIO_FROM_NUMBER,
+                settings.PUBLIC_BASE_URL,
+            )
+        )
+    else:
+        registry.register(DevSmsGateway(db, settings.DEV_GATEWAY_LATENCY_MS))
+    jobs: Jobs = RqJobs(settings.REDIS_URL) if settings.REDIS_URL else InProcessJobs()
+    return Runtime(
+        settings=settings,
+        db=db,
+        bus=Bus(settings.REDIS_URL),
+        registry=registry,
+        jobs=jobs,
+        renderer=Renderer(settings.DEFAULT_LOCALE),
+    )
+
+
+def _error_response(exc: ContactError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.http_status)
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(
+            {"error": "malformed_json", "detail": "the request body is not valid JSON"},
+            status_code=400,
+        )
+    fields: dict[str, str] = {}
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        fields[".".join(loc) or "body"] = e.get("msg", "invalid").removeprefix("Value error, ")
+    detail = "; ".join(f"{k}: {v}" for k, v in fields.items())
+    return JSONResponse(
+        {"error": "invalid_input", "detail": detail, "fields": fields}, status_code=422
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    from channels.sms.routes import dev_router, twilio_router
+    from contact import api, devgateway
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = build_runtime(settings)
+        app.state.runtime = rt
+        await rt.bus.start()
+        await rt.jobs.start(rt)
+        try:
+            yield
+        finally:
+            await rt.jobs.stop()
+            await rt.bus.stop()
+            await rt.db.dispose()
+
+    app = FastAPI(
+        title="Citizen contact center",
+        version="0.1.0",
+        description="One number for citizens: the ticket core's REST API. "
+        'Errors share one body: `{"error": code, "detail": text, ...}`.',
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ContactError)
+    async def contact_error(_: Request, exc: ContactError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    app.include_router(api.health)
+    app.include_router(api.api)
+    app.include_router(api.realtime)
+    app.include_router(twilio_router)
+    if settings.dev_gateway:
+        app.include_router(dev_router)
+        app.include_router(devgateway.router)
+    return app
+
+
+def asgi() -> Any:
+    """``uvicorn --factory contact.app:asgi``: settings from the environment."""
+    from contact.settings import settings_or_exit
+
+    return create_app(settings_or_exit())

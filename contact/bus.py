@@ -1,0 +1,185 @@
+"""The real-time bus: events logged in the transaction, published after commit.
+
+Every event is a ``bus_events`` row written with the change that caused it, so
+its id increases and ``/ws?since=`` can replay it. After commit it is published:
+through Redis pub/sub when ``REDIS_URL`` is set (every web process and worker
+shares it), in-process otherwise. Each process fans out to its own websocket
+subscribers, filtering by what each may see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contact.events import AnyEvent, BusMessage
+from contact.models import BusEvent, utcnow
+
+log = logging.getLogger(__name__)
+CHANNEL = "contact:events"
+PENDING_KEY = "contact.bus.pending"
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who may see an event: by department, or supervisors only."""
+
+    department: str | None = None
+    supervisors_only: bool = False
+
+
+@dataclass
+class Viewer:
+    """What a subscriber may see: everything, or the departments it is scoped to."""
+
+    all_departments: bool
+    departments: frozenset[str] = frozenset()
+    supervisor: bool = False
+
+    def may_see(self, msg: BusMessage) -> bool:
+        if msg.supervisors_only and not self.supervisor:
+            return False
+        if self.all_departments:
+            return True
+        return msg.department is not None and msg.department in self.departments
+
+
+async def record(session: AsyncSession, event: AnyEvent, audience: Audience) -> None:
+    """Write the event in the caller's transaction; it is published after commit."""
+    payload = event.model_dump(mode="json", exclude={"type"})
+    now = utcnow()
+    result = await session.execute(
+        insert(BusEvent)
+        .values(
+            type=event.type,
+            payload=payload,
+            department_code=audience.department,
+            supervisors_only=audience.supervisors_only,
+            created_at=now,
+        )
+        .returning(BusEvent.id)
+    )
+    msg = BusMessage(
+        id=result.scalar_one(),
+        type=event.type,
+        payload=payload,
+        department=audience.department,
+        supervisors_only=audience.supervisors_only,
+        created_at=now.isoformat(),
+    )
+    session.info.setdefault(PENDING_KEY, []).append(msg)
+
+
+def take_pending(session: AsyncSession) -> list[BusMessage]:
+    return session.info.pop(PENDING_KEY, [])
+
+
+async def since(session: AsyncSession, last_id: int, limit: int = 1000) -> list[BusMessage]:
+    rows = (
+        await session.execute(
+            select(BusEvent).where(BusEvent.id > last_id).order_by(BusEvent.id).limit(limit)
+        )
+    ).scalars()
+    return [
+        BusMessage(
+            id=r.id,
+            type=r.type,
+            payload=r.payload,
+            department=r.department_code,
+            supervisors_only=r.supervisors_only,
+            created_at=r.created_at.isoformat(),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(eq=False)
+class Subscription:
+    queue: asyncio.Queue[BusMessage]
+    overflowed: bool = False
+
+
+@dataclass
+class Hub:
+    """Process-local fan-out to websocket subscribers."""
+
+    subscribers: set[Subscription] = field(default_factory=set)
+
+    def subscribe(self, maxsize: int = 1000) -> Subscription:
+        sub = Subscription(asyncio.Queue(maxsize=maxsize))
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+
+    def dispatch(self, msg: BusMessage) -> None:
+        for sub in list(self.subscribers):
+            try:
+                sub.queue.put_nowait(msg)
+            except asyncio.QueueFull:
+                # A stalled client: cut it off; it reconnects and catches up with ?since=.
+                sub.overflowed = True
+                self.subscribers.discard(sub)
+
+
+class Bus:
+    """Publishes committed events; in-process or through Redis pub/sub."""
+
+    def __init__(self, redis_url: str | None = None) -> None:
+        self.hub = Hub()
+        self.redis_url = redis_url
+        self._redis: Any = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self, *, listen: bool = True) -> None:
+        if self.redis_url:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self.redis_url)
+            if listen:
+                self._listener = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def publish(self, messages: Iterable[BusMessage]) -> None:
+        for msg in messages:
+            if self._redis is None:
+                self.hub.dispatch(msg)
+                continue
+            try:
+                await self._redis.publish(CHANNEL, msg.model_dump_json())
+            except Exception:  # the event is logged; consoles catch up with ?since=
+                log.warning("bus publish failed for event %s", msg.id, exc_info=True)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub()
+                await pubsub.subscribe(CHANNEL)
+                async for raw in pubsub.listen():
+                    if raw.get("type") != "message":
+                        continue
+                    try:
+                        self.hub.dispatch(BusMessage.model_validate(json.loads(raw["data"])))
+                    except ValueError:
+                        log.warning("malformed bus message dropped")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("bus listener lost Redis; retrying", exc_info=True)
+                await asyncio.sleep(1.0)

@@ -1,0 +1,255 @@
+"""The ``contact`` console script (SPEC §3)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from contact.settings import Settings, random_secret, settings_or_exit
+
+DEMO_PASSWORD_FILE = Path("var/demo-password")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.LOG_LEVEL.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = settings_or_exit()
+    _logging(settings)
+    workers = args.workers
+    if workers > 1 and not settings.REDIS_URL:
+        print(
+            "contact: --workers > 1 needs CONTACT_REDIS_URL (events and jobs are per process "
+            "without Redis); serving with 1 worker",
+            file=sys.stderr,
+        )
+        workers = 1
+    uvicorn.run(
+        "contact.app:asgi",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level=settings.LOG_LEVEL.lower(),
+        proxy_headers=True,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from contact.migrate import upgrade
+
+    settings = settings_or_exit()
+    upgrade(settings.DATABASE_URL, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def demo_password() -> tuple[str, bool]:
+    """CONTACT_DEMO_PASSWORD, else the one generated for this checkout (kept under var/)."""
+    env = os.environ.get("CONTACT_DEMO_PASSWORD")
+    if env:
+        return env, False
+    if DEMO_PASSWORD_FILE.exists():
+        return DEMO_PASSWORD_FILE.read_text().strip(), False
+    pw = random_secret(9)
+    DEMO_PASSWORD_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEMO_PASSWORD_FILE.touch(mode=0o600)
+    DEMO_PASSWORD_FILE.write_text(pw + "\n")
+    return pw, True
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from contact.db import Database
+    from contact.seed.demo import is_empty, seed_demo
+
+    settings = settings_or_exit()
+
+    async def run() -> int:
+        db = Database(settings.DATABASE_URL)
+        try:
+            if not await is_empty(db):
+                if args.if_empty:
+                    _print_logins(db_users=None)
+                    return 0
+                print("contact: the database already holds a city; not seeding", file=sys.stderr)
+                return 1
+            password, _ = demo_password()
+            report = await seed_demo(db, password=password, tickets=args.tickets)
+            print(
+                f"seeded the demo city: {report.departments} departments, {report.services} "
+                f"services, {report.tickets} tickets"
+            )
+            _print_logins(db_users=report.usernames)
+            return 0
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _print_logins(db_users: list[str] | None) -> None:
+    password, _ = demo_password()
+    print(f"demo logins (password for all: {password}):")
+    print("  admin, supervisor1, agent1, and <department code>-clerk (e.g. cgj-clerk)")
+    if db_users:
+        clerks = [u for u in db_users if u.endswith("-clerk")]
+        print(f"  {len(clerks)} department clerks: " + ", ".join(clerks[:6]) + ", ...")
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from contact.db import Database
+    from contact.models import Department, Role, User
+    from contact.security import hash_password
+
+    settings = settings_or_exit()
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 10:
+        print(
+            "contact: the password (read from stdin) needs at least 10 characters", file=sys.stderr
+        )
+        return 2
+    role = Role(args.role)
+    if (role == Role.department) != bool(args.department):
+        print(
+            "contact: --department is required for, and only for, role department", file=sys.stderr
+        )
+        return 2
+
+    async def run() -> int:
+        db = Database(settings.DATABASE_URL)
+        try:
+            async with db.session() as s:
+                dept_id = None
+                if args.department:
+                    dept_id = (
+                        await s.execute(
+                            select(Department.id).where(Department.code == args.department)
+                        )
+                    ).scalar_one_or_none()
+                    if dept_id is None:
+                        print(f"contact: unknown department {args.department}", file=sys.stderr)
+                        return 2
+                if (await s.execute(select(User.id).where(User.username == args.username))).first():
+                    print(f"contact: user {args.username} exists", file=sys.stderr)
+                    return 1
+                s.add(
+                    User(
+                        username=args.username,
+                        password_hash=hash_password(password),
+                        role=role,
+                        department_id=dept_id,
+                    )
+                )
+                await s.commit()
+            print(f"user {args.username} ({role.value}) added")
+            return 0
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def _add_secret(kind: str, name: str) -> int:
+    from contact.db import Database
+    from contact.models import ApiClient, KioskDevice
+    from contact.security import new_secret
+
+    settings = settings_or_exit()
+
+    async def run() -> int:
+        db = Database(settings.DATABASE_URL)
+        try:
+            async with db.session() as s:
+                if kind == "api":
+                    secret, prefix, digest = new_secret("ck")
+                    s.add(ApiClient(name=name, key_prefix=prefix, key_hash=digest))
+                else:
+                    secret, prefix, digest = new_secret("kd")
+                    s.add(KioskDevice(name=name, token_prefix=prefix, token_hash=digest))
+                try:
+                    await s.commit()
+                except Exception:
+                    print(f"contact: the name {name!r} is taken", file=sys.stderr)
+                    return 1
+            what = "API key" if kind == "api" else "device token"
+            print(f"{what} for {name} (shown once, stored hashed):")
+            print(secret)
+            return 0
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from contact.worker import run_worker
+
+    return run_worker(settings_or_exit(), burst=args.burst)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="contact", description="Citizen contact center")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve the web app")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="rq worker with the scheduler (needs CONTACT_REDIS_URL)")
+    w.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    w.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="run Alembic migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    sd = sub.add_parser("seed-demo", help="the demo city")
+    sd.add_argument("--if-empty", action="store_true", help="do nothing if a city is there")
+    sd.add_argument("--tickets", type=int, default=300)
+    sd.set_defaults(func=cmd_seed_demo)
+
+    u = sub.add_parser("user", help="users")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    ua = usub.add_parser("add", help="add a user (password from stdin)")
+    ua.add_argument("--username", required=True)
+    ua.add_argument("--role", required=True, choices=["agent", "department", "supervisor", "admin"])
+    ua.add_argument("--department")
+    ua.set_defaults(func=cmd_user_add)
+
+    ac = sub.add_parser("apiclient", help="Open311 / REST API clients")
+    acsub = ac.add_subparsers(dest="apiclient_command", required=True)
+    aca = acsub.add_parser("add", help="print a new API key once")
+    aca.add_argument("--name", required=True)
+    aca.set_defaults(func=lambda a: _add_secret("api", a.name))
+
+    k = sub.add_parser("kiosk", help="kiosks")
+    ksub = k.add_subparsers(dest="kiosk_command", required=True)
+    kr = ksub.add_parser("register", help="print a new device token once")
+    kr.add_argument("--name", required=True)
+    kr.set_defaults(func=lambda a: _add_secret("kiosk", a.name))
+
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Real-time events (SPEC §7): closed models, references and ids only, no personal data."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+EventType = Literal[
+    "ticket.created",
+    "ticket.updated",
+    "ticket.assigned",
+    "sla.due_soon",
+    "sla.overdue",
+    "call.incoming",
+    "call.connected",
+    "call.ended",
+    "kiosk.heartbeat",
+    "kiosk.offline",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TicketCreated(_Event):
+    type: Literal["ticket.created"] = "ticket.created"
+    reference: str
+    ticket_id: int
+    status: str
+    channel: str
+    service: str | None
+    department: str | None
+
+
+class TicketUpdated(_Event):
+    type: Literal["ticket.updated"] = "ticket.updated"
+    reference: str
+    ticket_id: int
+    kind: str  # the TicketEvent kind: accepted, returned, resolved, urged, ...
+    status: str
+    department: str | None
+    event_id: int | None = None
+
+
+class TicketAssigned(_Event):
+    type: Literal["ticket.assigned"] = "ticket.assigned"
+    reference: str
+    ticket_id: int
+    department: str
+    previous_department: str | None = None
+
+
+class SlaEvent(_Event):
+    type: Literal["sla.due_soon", "sla.overdue"]
+    reference: str
+    ticket_id: int
+    department: str | None
+    deadline: Literal["accept", "resolve"]
+    due_at: str
+
+
+class BusMessage(BaseModel):
+    """What a websocket subscriber receives."""
+
+    id: int
+    type: str
+    payload: dict[str, Any]
+    department: str | None = None
+    supervisors_only: bool = False
+    created_at: str
+
+    def wire(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "created_at": self.created_at, **self.payload}
+
+
+AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent

@@ -1,0 +1,32 @@
+"""Citizen messages rendered from jinja2 templates per channel and locale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+TEMPLATES = Path(__file__).parent / "templates" / "notifications"
+LOCALES = ("zh-CN", "en")
+
+
+class Renderer:
+    def __init__(self, default_locale: str = "zh-CN") -> None:
+        # Plain text for SMS and speech: no HTML escaping, but every variable must exist.
+        self.env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=False,  # noqa: S701 - plain text, never HTML
+            undefined=StrictUndefined,
+            keep_trailing_newline=False,
+        )
+        self.default_locale = default_locale
+
+    def render(self, channel: str, template: str, locale: str, context: dict[str, Any]) -> str:
+        for loc in (locale, self.default_locale):
+            try:
+                tpl = self.env.get_template(f"{channel}/{loc}/{template}.txt")
+            except TemplateNotFound:
+                continue
+            return tpl.render(**context).strip()
+        raise TemplateNotFound(f"{channel}/{locale}/{template}")

@@ -1,0 +1,189 @@
+"""Routing: from what a citizen said to a service and a department, with the reason.
+
+Pure functions over a :class:`Catalogue` snapshot. Rules v1, from the catalogue:
+service → its default department; keywords in the text → a service; address
+words → the district, and for territorial services the bureau's office there
+(and a street office when its street is named). A learning router plugs in
+behind the same :class:`Router` protocol; the catalogue's rules always win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+FALLBACK_SERVICE = "other"
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+    kind: str
+    keywords: tuple[str, ...]
+    department: str  # default department code
+    territorial: bool
+    policy_id: int  # deadline policy
+    fields: tuple[dict[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+    level: str
+    parent: str | None
+    district: str | None
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DistrictInfo:
+    id: int
+    code: str
+    name_zh: str
+    name_en: str
+    keywords: tuple[str, ...]
+
+
+@dataclass
+class Catalogue:
+    """An in-memory snapshot of services, departments and districts."""
+
+    services: dict[str, ServiceInfo] = field(default_factory=dict)
+    departments: dict[str, DepartmentInfo] = field(default_factory=dict)
+    districts: dict[str, DistrictInfo] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.dept_by_id = {d.id: d for d in self.departments.values()}
+        self.service_by_id = {s.id: s for s in self.services.values()}
+        self.district_by_id = {d.id: d for d in self.districts.values()}
+        self.children: dict[str, list[str]] = {}
+        for d in self.departments.values():
+            if d.parent:
+                self.children.setdefault(d.parent, []).append(d.code)
+        # Longest keywords first, so "路灯不亮" beats "路灯".
+        self._service_words = sorted(
+            ((kw.lower(), s.code) for s in self.services.values() for kw in s.keywords if kw),
+            key=lambda p: -len(p[0]),
+        )
+
+    def subtree(self, code: str) -> frozenset[str]:
+        """A department and every office under it."""
+        out, stack = set(), [code]
+        while stack:
+            c = stack.pop()
+            if c not in out:
+                out.add(c)
+                stack.extend(self.children.get(c, ()))
+        return frozenset(out)
+
+    def service_matches(self, text: str) -> dict[str, list[str]]:
+        low = text.lower()
+        hits: dict[str, list[str]] = {}
+        for word, code in self._service_words:
+            if word in low:
+                hits.setdefault(code, []).append(word)
+        return hits
+
+
+@dataclass(frozen=True)
+class RoutingRequest:
+    text: str
+    service: str | None = None
+    address: str | None = None
+    district: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    service: str | None
+    department: str | None
+    district: str | None
+    reason: str
+    confidence: float
+    rule: str  # service | keyword | fallback | model
+    alternatives: tuple[tuple[str, float, str], ...] = ()  # (department, confidence, reason)
+
+
+class Router(Protocol):
+    def route(self, catalogue: Catalogue, request: RoutingRequest) -> RoutingDecision: ...
+
+
+def find_district(catalogue: Catalogue, *texts: str | None) -> tuple[str | None, str | None]:
+    """(district code, the word that placed it) from an address or free text."""
+    for text in texts:
+        if not text:
+            continue
+        low = text.lower()
+        best: tuple[int, str, str] | None = None
+        for d in catalogue.districts.values():
+            for kw in d.keywords:
+                if kw and kw.lower() in low and (best is None or len(kw) > best[0]):
+                    best = (len(kw), d.code, kw)
+        if best:
+            return best[1], best[2]
+    return None, None
+
+
+def _territorial_office(
+    catalogue: Catalogue, bureau: str, district: str, texts: tuple[str | None, ...]
+) -> tuple[str, str]:
+    """The bureau's office in the district, narrowed to a street office when one is named."""
+    office = next(
+        (
+            c
+            for c in catalogue.children.get(bureau, ())
+            if catalogue.departments[c].district == district
+        ),
+        None,
+    )
+    if office is None:
+        return bureau, ""
+    for street in catalogue.children.get(office, ()):
+        for kw in catalogue.departments[street].keywords:
+            if any(t and kw in t for t in texts):
+                return street, f"; street '{kw}' → {street}"
+    return office, f" → office {office}"
+
+
+class RuleRouter:
+    """Routing v1: the catalogue's rules."""
+
+    def route(self, catalogue: Catalogue, request: RoutingRequest) -> RoutingDecision:
+        texts = (request.address, request.text)
+        district, place_word = (request.district, None)
+        if district is None:
+            district, place_word = find_district(catalogue, *texts)
+
+        service: ServiceInfo | None = None
+        if request.service and request.service in catalogue.services:
+            service = catalogue.services[request.service]
+            reason, confidence, rule = f"service {service.code} chosen", 1.0, "service"
+        else:
+            hits = catalogue.service_matches(request.text)
+            if hits:
+                code, words = max(hits.items(), key=lambda kv: (len(kv[1]), sum(map(len, kv[1]))))
+                service = catalogue.services[code]
+                shown = ", ".join(f"'{w}'" for w in words[:3])
+                reason = f"keywords {shown} → service {code}"
+                confidence = min(0.5 + 0.15 * len(words), 0.9)
+                rule = "keyword"
+            elif FALLBACK_SERVICE in catalogue.services:
+                service = catalogue.services[FALLBACK_SERVICE]
+                reason, confidence, rule = "no rule matched → general service", 0.2, "fallback"
+            else:
+                return RoutingDecision(None, None, district, "no rule matched", 0.0, "fallback")
+
+        department = service.department
+        reason += f" → {department}"
+        if service.territorial and district:
+            department, how = _territorial_office(catalogue, service.department, district, texts)
+            where = f"'{place_word}'" if place_word else "given"
+            reason += f"; district {district} ({where}){how}"
+        return RoutingDecision(service.code, department, district, reason, confidence, rule)

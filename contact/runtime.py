@@ -1,0 +1,206 @@
+"""The runtime: what a process holds while it serves (database, bus, jobs, caches).
+
+Built by the composition root (``contact.app``) for the web server and the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contact import bus as busmod
+from contact import outbox as outboxmod
+from contact.bus import Bus
+from contact.channels import AdapterRegistry
+from contact.db import Database
+from contact.models import CalendarDay, DeadlinePolicy, Department, District, Service, WorkingHours
+from contact.notify import Renderer
+from contact.routing import (
+    Catalogue,
+    DepartmentInfo,
+    DistrictInfo,
+    Router,
+    RuleRouter,
+    ServiceInfo,
+)
+from contact.settings import Settings
+from contact.sla import BusinessCalendar
+
+log = logging.getLogger(__name__)
+
+
+class Jobs:
+    """Where durable work runs: rq when Redis is configured, in-process otherwise."""
+
+    async def kick(self, outbox_ids: list[int]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def start(self, runtime: Runtime) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+@dataclass
+class PolicyInfo:
+    code: str
+    accept_minutes: int
+    resolve_minutes: int
+    urgent_accept_minutes: int
+    urgent_resolve_minutes: int
+    working_time: bool
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    bus: Bus
+    registry: AdapterRegistry
+    jobs: Jobs
+    renderer: Renderer
+    router: Router = field(default_factory=RuleRouter)
+    cache_seconds: float = 10.0
+    _catalogue: tuple[float, Catalogue] | None = None
+    _calendar: tuple[float, BusinessCalendar] | None = None
+    _policies: tuple[float, dict[int, PolicyInfo]] | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deliverer(self) -> outboxmod.Deliverer:
+        d = self.extras.get("deliverer")
+        if d is None:
+            s = self.settings
+            d = self.extras["deliverer"] = outboxmod.Deliverer(
+                self.db,
+                self.registry,
+                self.renderer,
+                max_attempts=s.OUTBOX_MAX_ATTEMPTS,
+                backoff_seconds=s.OUTBOX_BACKOFF_SECONDS,
+                lease_seconds=s.OUTBOX_LEASE_SECONDS,
+            )
+        return d
+
+    # ------------------------------------------------------------ commit boundary
+
+    async def commit(self, session: AsyncSession) -> None:
+        """Commit, then publish the transaction's events and kick its outbox rows."""
+        await session.commit()
+        await self.after_commit(session)
+
+    async def after_commit(self, session: AsyncSession) -> None:
+        messages = busmod.take_pending(session)
+        outbox_ids = outboxmod.take_pending(session)
+        if messages:
+            await self.bus.publish(messages)
+        if outbox_ids:
+            try:
+                await self.jobs.kick(outbox_ids)
+            except Exception:  # the sweeper delivers them; never fail a committed request
+                log.warning(
+                    "could not enqueue outbox %s; the sweeper will", outbox_ids, exc_info=True
+                )
+
+    def discard(self, session: AsyncSession) -> None:
+        busmod.take_pending(session)
+        outboxmod.take_pending(session)
+
+    # ------------------------------------------------------------ cached reference data
+
+    def invalidate(self) -> None:
+        self._catalogue = self._calendar = self._policies = None
+
+    async def _cached(self, attr: str, load: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+        entry = getattr(self, attr)
+        if entry is not None and time.monotonic() - entry[0] < self.cache_seconds:
+            return entry[1]
+        async with self._lock:
+            entry = getattr(self, attr)
+            if entry is not None and time.monotonic() - entry[0] < self.cache_seconds:
+                return entry[1]
+            async with self.db.session() as s:
+                value = await load(s)
+            setattr(self, attr, (time.monotonic(), value))
+            return value
+
+    async def catalogue(self) -> Catalogue:
+        return await self._cached("_catalogue", _load_catalogue)  # type: ignore[no-any-return]
+
+    async def calendar(self) -> BusinessCalendar:
+        async def load(s: AsyncSession) -> BusinessCalendar:
+            hours = (await s.execute(select(WorkingHours))).scalars().all()
+            days = (await s.execute(select(CalendarDay))).scalars().all()
+            if not hours:
+                return BusinessCalendar.standard(self.settings.tz)
+            return BusinessCalendar.from_rows(self.settings.tz, hours, days)
+
+        return await self._cached("_calendar", load)  # type: ignore[no-any-return]
+
+    async def policies(self) -> dict[int, PolicyInfo]:
+        async def load(s: AsyncSession) -> dict[int, PolicyInfo]:
+            rows = (await s.execute(select(DeadlinePolicy))).scalars().all()
+            return {
+                r.id: PolicyInfo(
+                    r.code,
+                    r.accept_minutes,
+                    r.resolve_minutes,
+                    r.urgent_accept_minutes,
+                    r.urgent_resolve_minutes,
+                    r.working_time,
+                )
+                for r in rows
+            }
+
+        return await self._cached("_policies", load)  # type: ignore[no-any-return]
+
+
+async def _load_catalogue(s: AsyncSession) -> Catalogue:
+    districts = (await s.execute(select(District))).scalars().all()
+    depts = (await s.execute(select(Department))).scalars().all()
+    services = (await s.execute(select(Service).where(Service.active))).scalars().all()
+    district_code = {d.id: d.code for d in districts}
+    dept_code = {d.id: d.code for d in depts}
+    return Catalogue(
+        services={
+            sv.code: ServiceInfo(
+                id=sv.id,
+                code=sv.code,
+                name_zh=sv.name_zh,
+                name_en=sv.name_en,
+                kind=sv.kind.value,
+                keywords=tuple(sv.keywords or ()),
+                department=dept_code[sv.default_department_id],
+                territorial=sv.territorial,
+                policy_id=sv.deadline_policy_id,
+                fields=tuple(sv.fields or ()),
+            )
+            for sv in services
+        },
+        departments={
+            d.code: DepartmentInfo(
+                id=d.id,
+                code=d.code,
+                name_zh=d.name_zh,
+                name_en=d.name_en,
+                level=d.level.value,
+                parent=dept_code.get(d.parent_id) if d.parent_id else None,
+                district=district_code.get(d.district_id) if d.district_id else None,
+                keywords=tuple(d.keywords or ()),
+            )
+            for d in depts
+            if d.active
+        },
+        districts={
+            d.code: DistrictInfo(d.id, d.code, d.name_zh, d.name_en, tuple(d.keywords or ()))
+            for d in districts
+        },
+    )

@@ -1,0 +1,615 @@
+"""Use cases of the ticket core. Services never commit: the request or job boundary does.
+
+Every status change goes through :func:`contact.lifecycle.check`, writes one
+append-only :class:`TicketEvent`, bumps the ticket's version (so two concurrent
+moves cannot both win), records a bus event and, where a citizen should hear of
+it, an outbox row — all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contact import bus, outbox, repository
+from contact.db import insert_ignore
+from contact.errors import Conflict, InvalidInput, NotFound, field_error
+from contact.events import TicketAssigned, TicketCreated, TicketUpdated
+from contact.lifecycle import Action, Actor, Move, check
+from contact.models import (
+    Channel,
+    Citizen,
+    ExtensionState,
+    Priority,
+    SlaState,
+    Ticket,
+    TicketEvent,
+    TicketKind,
+    TicketStatus,
+    utcnow,
+)
+from contact.principal import SYSTEM, Principal
+from contact.reference import grouped, new_reference
+from contact.routing import Catalogue, RoutingDecision, RoutingRequest
+from contact.runtime import PolicyInfo, Runtime
+from contact.schemas import ActionBody, TicketCreate
+from contact.sla import due_at, final_state
+
+
+def detect_locale(text: str, default: str) -> str:
+    """zh-CN when the text has Chinese characters, en when it is Latin letters only."""
+    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return "zh-CN"
+    if any(ch.isascii() and ch.isalpha() for ch in text):
+        return "en"
+    return default
+
+
+def track_url(rt: Runtime, reference: str) -> str:
+    return f"{rt.settings.PUBLIC_BASE_URL}/m/track?ref={reference}"
+
+
+# ------------------------------------------------------------------ citizens
+
+
+async def citizen_for_phone(session: AsyncSession, phone: str, locale: str) -> int:
+    """The citizen with this E.164 phone, created on first contact."""
+    await session.execute(
+        insert_ignore(session, Citizen, ["phone"]).values(
+            phone=phone, locale=locale, opt_outs=[], blocked=False, created_at=utcnow()
+        )
+    )
+    return (await session.execute(select(Citizen.id).where(Citizen.phone == phone))).scalar_one()
+
+
+# ------------------------------------------------------------------ intake
+
+
+def _minutes(policy: PolicyInfo, priority: Priority, which: str) -> int:
+    prefix = "urgent_" if priority == Priority.urgent else ""
+    return int(getattr(policy, f"{prefix}{which}_minutes"))
+
+
+async def open_ticket(
+    rt: Runtime,
+    session: AsyncSession,
+    data: TicketCreate,
+    principal: Principal,
+    *,
+    citizen_id: int | None = None,
+    external_ref: str | None = None,
+) -> tuple[Ticket, RoutingDecision]:
+    """Intake (受理): a contact becomes a ticket, routed and given its deadline."""
+    catalogue = await rt.catalogue()
+    if data.service and data.service not in catalogue.services:
+        raise field_error("service", f"unknown service '{data.service}'")
+    if data.district and data.district not in catalogue.districts:
+        raise field_error("district", f"unknown district '{data.district}'")
+    decision = rt.router.route(
+        catalogue,
+        RoutingRequest(
+            text=f"{data.title} {data.description}".strip(),
+            service=data.service,
+            address=data.address,
+            district=data.district,
+            channel=data.channel.value,
+        ),
+    )
+    service = catalogue.services.get(decision.service or "")
+    kind = data.kind or (TicketKind(service.kind) if service else TicketKind.complaint)
+    locale = data.locale or detect_locale(data.description, rt.settings.DEFAULT_LOCALE)
+    now = utcnow()
+    resolve_by = None
+    if service is not None:
+        policy = (await rt.policies())[service.policy_id]
+        resolve_by = due_at(
+            now,
+            _minutes(policy, data.priority, "resolve"),
+            await rt.calendar(),
+            policy.working_time,
+        )
+    if citizen_id is None and data.phone:
+        citizen_id = await citizen_for_phone(session, data.phone, locale)
+
+    district = catalogue.districts.get(decision.district or "")
+    routed_to = catalogue.departments.get(decision.department or "")
+    values: dict[str, Any] = dict(
+        status=TicketStatus.received,
+        kind=kind,
+        priority=data.priority,
+        channel=data.channel,
+        locale=locale,
+        service_id=service.id if service else None,
+        department_id=None,
+        citizen_id=citizen_id,
+        anonymous=data.anonymous,
+        title=data.title,
+        description=data.description,
+        address=data.address,
+        district_id=district.id if district else None,
+        lat=data.lat,
+        lon=data.lon,
+        fields=data.fields,
+        routing_department_id=routed_to.id if routed_to else None,
+        routing_reason=decision.reason,
+        routing_confidence=decision.confidence,
+        routing_rule=decision.rule,
+        due_at=resolve_by,
+        sla_state=SlaState.ok,
+        extension=ExtensionState.none,
+        reopen_count=0,
+        dispatch_count=0,
+        urge_count=0,
+        external_ref=external_ref,
+        created_by_id=principal.user_id,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    local_now = now.astimezone(rt.settings.tz)
+    for _ in range(8):  # a reference collision is rare; never reuse one
+        values["reference"] = new_reference(local_now)
+        ticket_id = (
+            await session.execute(
+                insert_ignore(session, Ticket, ["reference"]).values(**values).returning(Ticket.id)
+            )
+        ).scalar_one_or_none()
+        if ticket_id is not None:
+            break
+    else:  # pragma: no cover - 8 collisions in a row
+        raise Conflict("could not allocate a reference; try again")
+    ticket = Ticket(id=ticket_id, **values)
+
+    await session.execute(
+        insert(TicketEvent).values(
+            ticket_id=ticket_id,
+            kind="created",
+            from_status=None,
+            to_status=TicketStatus.received.value,
+            actor_id=principal.user_id,
+            actor=principal.name,
+            data={
+                "channel": data.channel.value,
+                "routing": {"department": decision.department, "reason": decision.reason},
+            },
+            public=True,
+            created_at=now,
+        )
+    )
+    await bus.record(
+        session,
+        TicketCreated(
+            reference=ticket.reference,
+            ticket_id=ticket_id,
+            status="received",
+            channel=data.channel.value,
+            service=decision.service,
+            department=None,
+        ),
+        bus.Audience(),
+    )
+    # The citizen hears the reference in-band on SMS (the reply); elsewhere by SMS.
+    if data.phone and data.channel != Channel.sms and citizen_id is not None:
+        await _notify(
+            rt,
+            session,
+            ticket,
+            data.phone,
+            "ticket_received",
+            f"created:{ticket_id}",
+            {},
+        )
+    return ticket, decision
+
+
+# ------------------------------------------------------------------ lifecycle actions
+
+
+@dataclass
+class Change:
+    """What an action does to a ticket, built by its handler and applied in one place."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    event_data: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    public: bool = True
+    notify: tuple[str, dict[str, Any]] | None = None  # (template, context) to the citizen
+    then: Action | None = None  # an automatic follow-up move (reopen → dispatch)
+
+
+Handler = Callable[
+    [Runtime, AsyncSession, Ticket, Principal, ActionBody, Catalogue, datetime], Awaitable[Change]
+]
+
+
+async def _dispatch(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    code = body.department
+    if code is None:
+        previous = cat.dept_by_id.get(t.department_id or -1)
+        suggested = cat.dept_by_id.get(t.routing_department_id or -1)
+        # Re-dispatch after a reopen goes back to the department that answered.
+        target = previous if t.status == TicketStatus.reopened and previous else suggested
+        if target is None:
+            raise field_error("department", "required: the ticket has no routing suggestion")
+        code = target.code
+    dept = cat.departments.get(code)
+    if dept is None:
+        raise field_error("department", f"unknown department '{code}'")
+    previous_code = cat.dept_by_id[t.department_id].code if t.department_id else None
+    if previous_code == code and t.status in (TicketStatus.dispatched, TicketStatus.accepted):
+        raise Conflict(f"the ticket is already with {code}", status=t.status.value)
+    service = cat.service_by_id.get(t.service_id or -1)
+    accept_by = None
+    if service is not None:
+        policy = (await rt.policies())[service.policy_id]
+        accept_by = due_at(
+            now, _minutes(policy, t.priority, "accept"), await rt.calendar(), policy.working_time
+        )
+    return Change(
+        values=dict(
+            department_id=dept.id,
+            dispatched_at=now,
+            accepted_at=None,
+            accept_due_at=accept_by,
+            dispatch_count=t.dispatch_count + 1,
+            sla_state=SlaState.ok,
+        ),
+        event_data={"department": code, "previous_department": previous_code},
+        reason=body.reason,
+    )
+
+
+async def _accept(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    return Change(values=dict(accepted_at=now, sla_state=SlaState.ok))
+
+
+async def _return(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    dept = cat.dept_by_id.get(t.department_id or -1)
+    return Change(
+        values=dict(
+            department_id=None, accepted_at=None, accept_due_at=None, sla_state=SlaState.ok
+        ),
+        event_data={"department": dept.code if dept else None},
+        reason=body.reason,
+    )
+
+
+async def _request_extension(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    until = _aware(body.until, "until")
+    if until <= now or (t.due_at is not None and until <= t.due_at):
+        raise field_error("until", "must be later than the current deadline")
+    return Change(
+        values=dict(extension=ExtensionState.requested, extension_until=until),
+        event_data={"until": until.isoformat(), "due_at": _iso(t.due_at)},
+        reason=body.reason,
+        public=False,
+    )
+
+
+async def _grant_extension(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    until = t.extension_until
+    local = until.astimezone(rt.settings.tz) if until else None
+    sla = SlaState.ok if until and until > now else t.sla_state
+    return Change(
+        values=dict(extension=ExtensionState.granted, due_at=until, sla_state=sla),
+        event_data={"until": _iso(until), "previous_due_at": _iso(t.due_at)},
+        reason=body.reason,
+        notify=(
+            "extension_granted",
+            {
+                "until": local.strftime("%Y-%m-%d %H:%M") if local else "",
+                "reason": _last_extension_reason_placeholder,
+            },
+        ),
+    )
+
+
+_last_extension_reason_placeholder = "\x00extension-reason"
+
+
+async def _deny_extension(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    return Change(
+        values=dict(extension=ExtensionState.denied),
+        reason=body.reason,
+        public=False,
+    )
+
+
+async def _resolve(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    dept = cat.dept_by_id.get(t.department_id or -1)
+    return Change(
+        values=dict(
+            reply=body.reply,
+            resolved_at=now,
+            sla_state=final_state(now, t.due_at) if t.due_at else SlaState.met,
+        ),
+        event_data={"reply": body.reply, "department": dept.code if dept else None},
+        notify=("ticket_resolved", {}),
+    )
+
+
+async def _reopen(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    return Change(
+        values=dict(
+            reopen_count=t.reopen_count + 1,
+            resolved_at=None,
+            closed_at=None,
+            satisfaction=None,
+            sla_state=SlaState.ok,
+        ),
+        reason=body.reason,
+        then=Action.dispatch if t.department_id else None,
+    )
+
+
+async def _close(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    not_accepted = t.status in (TicketStatus.received, TicketStatus.returned)
+    return Change(
+        values=dict(closed_at=now),
+        event_data={"not_accepted": not_accepted},
+        reason=body.reason,
+        notify=("ticket_closed", {"reason": body.reason or ""}) if not_accepted else None,
+    )
+
+
+async def _merge(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    target = await repository.ticket_by_reference(session, body.into or "")
+    if target is None:
+        raise field_error("into", "no such ticket")
+    if target.id == t.id:
+        raise field_error("into", "a ticket cannot be merged into itself")
+    if target.status in (TicketStatus.merged, TicketStatus.closed):
+        raise field_error("into", f"the target ticket is {target.status.value}")
+    return Change(
+        values=dict(merged_into_id=target.id, closed_at=now),
+        event_data={"into": target.reference},
+        reason=body.reason,
+        notify=("ticket_merged", {"into": target.reference}),
+    )
+
+
+async def _urge(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    return Change(
+        values=dict(urge_count=t.urge_count + 1),
+        event_data={"count": t.urge_count + 1},
+        reason=body.reason,
+        public=False,
+    )
+
+
+async def _note(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    return Change(event_data={"text": body.text}, public=body.public)
+
+
+HANDLERS: dict[Action, Handler] = {
+    Action.dispatch: _dispatch,
+    Action.accept: _accept,
+    Action.return_: _return,
+    Action.request_extension: _request_extension,
+    Action.grant_extension: _grant_extension,
+    Action.deny_extension: _deny_extension,
+    Action.resolve: _resolve,
+    Action.reopen: _reopen,
+    Action.close: _close,
+    Action.merge: _merge,
+    Action.urge: _urge,
+    Action.note: _note,
+}
+
+
+def _aware(value: datetime | None, name: str) -> datetime:
+    if value is None:
+        raise field_error(name, "required")
+    if value.tzinfo is None:
+        raise field_error(name, "needs a time zone offset, e.g. 2026-12-01T17:00:00+08:00")
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _require(move: Move, body: ActionBody) -> None:
+    missing = {
+        name: "required for this action"
+        for name in move.needs
+        if getattr(body, name) in (None, "")
+        or (isinstance(getattr(body, name), str) and not getattr(body, name).strip())
+    }
+    if missing:
+        raise InvalidInput("missing: " + ", ".join(sorted(missing)), fields=missing)
+
+
+async def act(
+    rt: Runtime,
+    session: AsyncSession,
+    principal: Principal,
+    reference: str,
+    action: Action,
+    body: ActionBody,
+) -> Ticket:
+    """Apply one lifecycle action; raises NotFound / IllegalTransition / Forbidden / Conflict."""
+    ticket, phone = await repository.get_ticket(session, principal, reference, for_update=True)
+    await _apply(rt, session, ticket, phone, principal, action, body)
+    return ticket
+
+
+async def _apply(
+    rt: Runtime,
+    session: AsyncSession,
+    ticket: Ticket,
+    phone: str | None,
+    principal: Principal,
+    action: Action,
+    body: ActionBody,
+) -> None:
+    move = check(
+        ticket.status, action, principal.actor, kind=ticket.kind, extension=ticket.extension
+    )
+    _require(move, body)
+    catalogue = await rt.catalogue()
+    now = utcnow()
+    change = await HANDLERS[action](rt, session, ticket, principal, body, catalogue, now)
+    before = ticket.status
+    after = move.to or before
+    values = {**change.values, "status": after, "updated_at": now, "version": ticket.version + 1}
+    result = await session.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, Ticket.version == ticket.version)
+        .values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "the ticket was changed by someone else; reload and try again",
+            code="ticket_changed",
+            status=before.value,
+        )
+    for k, v in values.items():
+        setattr(ticket, k, v)
+
+    reason = change.reason
+    if action == Action.grant_extension:
+        reason = reason or await _extension_reason(session, ticket.id)
+    event_id = (
+        await session.execute(
+            insert(TicketEvent)
+            .values(
+                ticket_id=ticket.id,
+                kind=move.event,
+                from_status=before.value,
+                to_status=after.value,
+                actor_id=principal.user_id,
+                actor=principal.name,
+                reason=reason,
+                data=change.event_data,
+                public=change.public,
+                created_at=now,
+            )
+            .returning(TicketEvent.id)
+        )
+    ).scalar_one()
+
+    dept = catalogue.dept_by_id.get(ticket.department_id or -1)
+    dept_code = dept.code if dept else None
+    await bus.record(
+        session,
+        TicketUpdated(
+            reference=ticket.reference,
+            ticket_id=ticket.id,
+            kind=move.event,
+            status=after.value,
+            department=dept_code,
+            event_id=event_id,
+        ),
+        bus.Audience(department=dept_code or change.event_data.get("department")),
+    )
+    if action == Action.dispatch and dept_code:
+        await bus.record(
+            session,
+            TicketAssigned(
+                reference=ticket.reference,
+                ticket_id=ticket.id,
+                department=dept_code,
+                previous_department=change.event_data.get("previous_department"),
+            ),
+            bus.Audience(department=dept_code),
+        )
+
+    if change.notify:
+        template, context = change.notify
+        if context.get("reason") == _last_extension_reason_placeholder:
+            context = {**context, "reason": reason or ""}
+        await _notify_reporters(
+            rt, session, ticket, phone, template, f"{move.event}:{event_id}", context
+        )
+
+    if change.then is not None:
+        await _apply(rt, session, ticket, phone, SYSTEM, change.then, ActionBody())
+
+
+async def _extension_reason(session: AsyncSession, ticket_id: int) -> str | None:
+    return (
+        await session.execute(
+            select(TicketEvent.reason)
+            .where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "extension_requested")
+            .order_by(TicketEvent.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+# ------------------------------------------------------------------ notifications
+
+
+def delivery_channel(ticket_channel: Channel) -> Channel:
+    """Status updates go back over SMS for every channel (voice calls where asked: later)."""
+    return Channel.sms
+
+
+async def _notify_reporters(
+    rt: Runtime,
+    session: AsyncSession,
+    ticket: Ticket,
+    phone: str | None,
+    template: str,
+    event_key: str,
+    context: dict[str, Any],
+) -> None:
+    if phone:
+        await _notify(rt, session, ticket, phone, template, event_key, context)
+    if template == "ticket_resolved":  # every reporter of a merged duplicate hears the outcome
+        for dup, dup_phone in await repository.merged_into(session, ticket.id):
+            if dup_phone:
+                dup.reply = ticket.reply
+                dup.department_id = ticket.department_id
+                await _notify(rt, session, dup, dup_phone, template, event_key, context)
+
+
+async def _notify(
+    rt: Runtime,
+    session: AsyncSession,
+    ticket: Ticket,
+    phone: str,
+    template: str,
+    event_key: str,
+    context: dict[str, Any],
+) -> None:
+    catalogue = await rt.catalogue()
+    dept = catalogue.dept_by_id.get(ticket.department_id or -1)
+    zh = ticket.locale == "zh-CN"
+    channel = delivery_channel(ticket.channel)
+    reply = ticket.reply or ""
+    limit = 60 if zh else 200  # keep a status SMS within two segments
+    ctx = {
+        "reference": ticket.reference,
+        "ref_grouped": grouped(ticket.reference),
+        "track_url": track_url(rt, ticket.reference),
+        "department": (dept.name_zh if zh else dept.name_en) if dept else "",
+        "reply": reply[:limit],
+        "truncated": len(reply) > limit,
+        **context,
+    }
+    await outbox.queue(
+        session,
+        key=f"{event_key}:{ticket.id}:{channel.value}:{phone}",
+        channel=channel,
+        recipient=phone,
+        template=template,
+        locale=ticket.locale,
+        context=ctx,
+        ticket_id=ticket.id,
+        citizen_id=ticket.citizen_id,
+    )
+
+
+def ensure_found(value: object, what: str) -> None:
+    if value is None:
+        raise NotFound(f"no such {what}")
+
+
+__all__ = ["Actor", "act", "citizen_for_phone", "detect_locale", "open_ticket"]

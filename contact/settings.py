@@ -1,0 +1,169 @@
+"""Settings: one pydantic-settings class, read from the environment (prefix ``CONTACT_``).
+
+A missing or wrong setting stops start-up with one line naming it
+(see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET = "embedded-demo-secret-not-for-production"  # noqa: S105 - refused outside the demo
+
+
+class Gateway(StrEnum):
+    twilio = "twilio"
+    dev = "dev"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTACT_", extra="ignore", frozen=True)
+
+    DATABASE_URL: str = "sqlite:///var/contact.db"
+    REDIS_URL: str | None = None
+    SECRET_KEY: str = DEMO_SECRET
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    TWILIO_ACCOUNT_SID: str | None = None
+    TWILIO_AUTH_TOKEN: str | None = None
+    TWILIO_FROM_NUMBER: str | None = None
+    SMS_GATEWAY: Gateway = Gateway.dev
+    VOICE_GATEWAY: Gateway = Gateway.dev
+    DEFAULT_LOCALE: str = "zh-CN"
+    MEDIA_DIR: Path = Path("var/media")
+    TIMEZONE: str = "Asia/Shanghai"
+    # Country whose numbering plan applies to phone numbers typed without "+".
+    DEFAULT_REGION: str = "CN"
+
+    # Operations knobs (documented in README "Configuration").
+    OUTBOX_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=50)] = 8
+    OUTBOX_BACKOFF_SECONDS: Annotated[float, Field(gt=0)] = 5.0
+    OUTBOX_LEASE_SECONDS: Annotated[float, Field(gt=0)] = 60.0
+    SWEEP_INTERVAL_SECONDS: Annotated[int, Field(ge=1)] = 5
+    SLA_SCAN_INTERVAL_SECONDS: Annotated[int, Field(ge=1)] = 60
+    DUE_SOON_FRACTION: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    # Texts from one number within this window join its open ticket.
+    SMS_JOIN_WINDOW_MINUTES: Annotated[int, Field(ge=0)] = 30
+    TOKEN_TTL_HOURS: Annotated[int, Field(ge=1)] = 12
+    # Simulated provider latency of the dev gateway, after it has accepted a message.
+    DEV_GATEWAY_LATENCY_MS: Annotated[int, Field(ge=0)] = 0
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _db_url(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0]
+        if "://" not in v or not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return v
+
+    @field_validator("PUBLIC_BASE_URL")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @field_validator("DEFAULT_LOCALE")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        if v not in ("zh-CN", "en"):
+            raise ValueError("must be zh-CN or en")
+        return v
+
+    @field_validator("TIMEZONE")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _gateways(self) -> Settings:
+        twilio_used = Gateway.twilio in (self.SMS_GATEWAY, self.VOICE_GATEWAY)
+        if twilio_used:
+            for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name} is required when a gateway is twilio")
+        if not self.embedded and self.SECRET_KEY == DEMO_SECRET:
+            raise ValueError("SECRET_KEY must be set outside the embedded demo")
+        if len(self.SECRET_KEY) < 16:
+            raise ValueError("SECRET_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """The embedded demo: SQLite, in-process jobs, dev gateways."""
+        return (
+            self.DATABASE_URL.startswith("sqlite")
+            and Gateway.dev == self.SMS_GATEWAY
+            and Gateway.dev == self.VOICE_GATEWAY
+        )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.TIMEZONE)
+
+    @property
+    def dev_gateway(self) -> bool:
+        return Gateway.dev in (self.SMS_GATEWAY, self.VOICE_GATEWAY)
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; ``str()`` is one line naming it."""
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ()) if p != "__root__"]
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    if loc:
+        return f"setting CONTACT_{loc[0]} is invalid: {msg}"
+    return f"setting {msg}" if msg.split(" ", 1)[0].isupper() else f"settings invalid: {msg}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        line = _one_line(exc)
+        if not line.startswith("setting CONTACT_") and line.startswith("setting "):
+            line = "setting CONTACT_" + line.removeprefix("setting ")
+        raise SettingsError(line) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def settings_or_exit() -> Settings:
+    """Used by every entry point: one clear line and exit status 2 on a bad setting."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"contact: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def random_secret(nbytes: int = 24) -> str:
+    return secrets.token_urlsafe(nbytes)

@@ -1,0 +1,153 @@
+"""Jobs: module-level, take ids, open their own sessions, safe to run twice.
+
+rq calls the sync wrappers in the worker process (``contact worker`` installs the
+runtime); the in-process runner calls the ``*_async`` functions directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import or_, select, update
+
+from contact import bus
+from contact.events import SlaEvent
+from contact.models import SlaState, Ticket, TicketEvent, TicketStatus, utcnow
+from contact.runtime import Runtime
+from contact.sla import sla_state
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RUNTIME: Runtime | None = None
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def install(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+    global RUNTIME, _LOOP
+    RUNTIME, _LOOP = runtime, loop
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    if RUNTIME is None or _LOOP is None:
+        coro.close()
+        raise RuntimeError("no runtime installed: jobs run inside `contact worker`")
+    return _LOOP.run_until_complete(coro)
+
+
+# ---------------------------------------------------------------- outbox
+
+
+def deliver_outbox(outbox_id: int) -> str:
+    return _run(deliver_outbox_async(RUNTIME, outbox_id))  # type: ignore[arg-type]
+
+
+async def deliver_outbox_async(rt: Runtime, outbox_id: int) -> str:
+    return await rt.deliverer.deliver(outbox_id)
+
+
+def sweep_outbox() -> int:
+    return _run(sweep_outbox_async(RUNTIME))  # type: ignore[arg-type]
+
+
+async def sweep_outbox_async(rt: Runtime) -> int:
+    """Deliver every row that is due: missed nudges, retries, expired leases."""
+    done = 0
+    for oid in await rt.deliverer.due():
+        if await rt.deliverer.deliver(oid) == "sent":
+            done += 1
+    return done
+
+
+# ---------------------------------------------------------------- deadlines
+
+WATCHED = (
+    TicketStatus.received,
+    TicketStatus.dispatched,
+    TicketStatus.accepted,
+    TicketStatus.returned,
+    TicketStatus.reopened,
+)
+
+
+def sla_scan() -> int:
+    return _run(sla_scan_async(RUNTIME))  # type: ignore[arg-type]
+
+
+async def sla_scan_async(rt: Runtime) -> int:
+    """Mark due-soon and overdue tickets once each, emit the events, tell the department."""
+    now = utcnow()
+    fraction = rt.settings.DUE_SOON_FRACTION
+    catalogue = await rt.catalogue()
+    horizon = now + timedelta(days=14)
+    changed = 0
+    async with rt.db.session() as s:
+        rows = (
+            (
+                await s.execute(
+                    select(Ticket).where(
+                        Ticket.status.in_(WATCHED),
+                        Ticket.sla_state.in_((SlaState.ok, SlaState.due_soon)),
+                        # Only deadlines near enough to matter (a due-soon window is a fraction
+                        # of at most a few weeks).
+                        or_(Ticket.accept_due_at <= horizon, Ticket.due_at <= horizon),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for t in rows:
+            # Until the department signs for it, the accept-by deadline is the one that runs.
+            if t.status == TicketStatus.dispatched and t.accept_due_at:
+                which, start, due = "accept", t.dispatched_at or t.created_at, t.accept_due_at
+            elif t.due_at:
+                which, start, due = "resolve", t.created_at, t.due_at
+            else:
+                continue
+            state = sla_state(now, start, due, fraction)
+            if state == t.sla_state:
+                continue
+            result = await s.execute(
+                update(Ticket)
+                .where(Ticket.id == t.id, Ticket.sla_state == t.sla_state)
+                .values(sla_state=state)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # moved meanwhile; the next scan looks again
+            dept = catalogue.dept_by_id.get(t.department_id or -1)
+            code = dept.code if dept else None
+            kind = "sla_overdue" if state == SlaState.overdue else "sla_due_soon"
+            s.add(
+                TicketEvent(
+                    ticket_id=t.id,
+                    kind=kind,
+                    from_status=t.status.value,
+                    to_status=t.status.value,
+                    actor="system",
+                    data={"deadline": which, "due_at": due.isoformat(), "department": code},
+                    public=False,
+                    created_at=now,
+                )
+            )
+            await bus.record(
+                s,
+                SlaEvent(
+                    type="sla.overdue" if state == SlaState.overdue else "sla.due_soon",
+                    reference=t.reference,
+                    ticket_id=t.id,
+                    department=code,
+                    deadline=which,  # type: ignore[arg-type]
+                    due_at=due.isoformat(),
+                ),
+                bus.Audience(department=code),
+            )
+            changed += 1
+        await rt.commit(s)
+    if changed:
+        log.info("sla scan: %s tickets changed deadline state", changed)
+    return changed

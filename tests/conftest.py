@@ -1,0 +1,222 @@
+"""Test harness: the same tests on SQLite + in-process jobs, and on PostgreSQL + Redis + a
+real rq worker when ``CONTACT_TEST_DATABASE_URL`` / ``CONTACT_TEST_REDIS_URL`` are set.
+
+Migrations build every test database (never ``create_all``); the demo catalogue is
+seeded once per session and each test starts from it with no tickets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from contact.app import create_app
+from contact.db import Database, sync_url
+from contact.deps import forget_principals
+from contact.migrate import upgrade
+from contact.settings import Settings, load_settings
+
+PG_URL = os.environ.get("CONTACT_TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("CONTACT_TEST_REDIS_URL") or None
+PASSWORD = "demo-password-123"
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-key-0123456789abcdef"
+TRANSACTIONAL = (
+    "ticket_events",
+    "attachments",
+    "outbox",
+    "messages",
+    "tickets",
+    "citizens",
+    "bus_events",
+    "dev_messages",
+)
+BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+
+
+def seed_catalogue(url: str) -> None:
+    from contact.seed.demo import seed_demo
+
+    async def run() -> None:
+        db = Database(url)
+        try:
+            await seed_demo(db, password=PASSWORD, tickets=0)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+def reset_schema(url: str) -> None:
+    engine = create_engine(sync_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def truncate(url: str) -> None:
+    engine = create_engine(sync_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TRANSACTIONAL)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "contact.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    seed_catalogue(url)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_ready() -> str:
+    assert PG_URL
+    reset_schema(PG_URL)
+    upgrade(PG_URL)
+    seed_catalogue(PG_URL)
+    return PG_URL
+
+
+def base_env(db_url: str, redis_url: str | None) -> dict[str, str]:
+    env = {
+        "CONTACT_DATABASE_URL": db_url,
+        "CONTACT_SECRET_KEY": SECRET,
+        "CONTACT_PUBLIC_BASE_URL": "http://testserver",
+        "CONTACT_SWEEP_INTERVAL_SECONDS": "1",
+        "CONTACT_OUTBOX_BACKOFF_SECONDS": "0.2",
+        "CONTACT_LOG_LEVEL": "WARNING",
+    }
+    if redis_url:
+        env["CONTACT_REDIS_URL"] = redis_url
+    return env
+
+
+class WorkerProcess:
+    """A real ``contact worker`` subprocess."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "contact.cli", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=20)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture(scope="session")
+def session_worker(postgres_ready: str) -> Iterator[WorkerProcess | None]:
+    if not REDIS_URL:
+        yield None
+        return
+    worker = WorkerProcess(base_env(postgres_ready, REDIS_URL))
+    worker.start()
+    yield worker
+    worker.kill(signal.SIGTERM)
+
+
+def flush_redis(url: str) -> None:
+    from redis import Redis
+
+    r = Redis.from_url(url)
+    r.flushdb()
+    r.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    forget_principals()
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        db = tmp_path / "contact.db"
+        shutil.copy(template, db)
+        env = base_env(f"sqlite:///{db}", None)
+    else:
+        url = request.getfixturevalue("postgres_ready")
+        truncate(url)
+        if REDIS_URL:
+            request.getfixturevalue("session_worker")
+        env = base_env(url, REDIS_URL)
+    return load_settings(**{k.removeprefix("CONTACT_"): v for k, v in env.items()})
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+    r = client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value (or fail with the last one)."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    assert value, "condition not met in time"
+    return value
+
+
+def scratch_postgres(suffix: str) -> str:
+    """A fresh PostgreSQL database beside the test one (for tests that need their own)."""
+    assert PG_URL
+    from sqlalchemy.engine import make_url
+
+    base = make_url(sync_url(PG_URL))
+    name = f"{base.database}_{suffix}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+
+
+def drop_postgres(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(sync_url(url))
+    admin = create_engine(u.set(database=make_url(sync_url(PG_URL or url)).database))
+    with admin.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
+    admin.dispose()
