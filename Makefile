@@ -33,7 +33,11 @@ lint: install
 test: install lint
 	$(BIN)/pytest -q --cov --cov-report=term:skip-covered
 
+# wrk drives the load when it can be installed (Debian package); else a Python client does.
 bench: install
+	command -v wrk >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		(apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1))) || true
 	$(BIN)/python -m bench
 
 clean:

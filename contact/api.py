@@ -118,9 +118,10 @@ async def readyz(rt: RuntimeDep, response: Response) -> dict[str, str]:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
-    if any(v != "ok" for v in checks.values()):
+    ready = all(v == "ok" for v in checks.values())
+    if not ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "ok" if response.status_code == 200 else "unavailable", **checks}
+    return {"status": "ok" if ready else "unavailable", **checks}
 
 
 # ------------------------------------------------------------------ sign-in

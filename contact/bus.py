@@ -139,6 +139,7 @@ class Bus:
         self.redis_url = redis_url
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self, *, listen: bool = True) -> None:
         if self.redis_url:
@@ -149,10 +150,11 @@ class Bus:
                 self._listener = asyncio.create_task(self._listen())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._listener:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+                await asyncio.wait_for(self._listener, timeout=5)
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -167,7 +169,7 @@ class Bus:
                 log.warning("bus publish failed for event %s", msg.id, exc_info=True)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 pubsub = self._redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
@@ -181,5 +183,7 @@ class Bus:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:  # the client may turn our cancellation into an error
+                    return
                 log.warning("bus listener lost Redis; retrying", exc_info=True)
                 await asyncio.sleep(1.0)

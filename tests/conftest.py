@@ -220,3 +220,23 @@ def drop_postgres(url: str) -> None:
     with admin.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def isolated_settings(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Settings]:
+    """A database of its own that no running worker looks at (jobs are driven by the test)."""
+    forget_principals()
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, tmp_path / "contact.db")
+        url = f"sqlite:///{tmp_path / 'contact.db'}"
+    else:
+        url = scratch_postgres("isolated")
+        upgrade(url)
+        seed_catalogue(url)
+    env = base_env(url, None)
+    yield load_settings(**{k.removeprefix("CONTACT_"): v for k, v in env.items()})
+    if backend == "postgres":
+        drop_postgres(url)

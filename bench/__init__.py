@@ -1,0 +1,1 @@
+"""``make bench``: intake throughput against the bare INSERT+COMMIT limit, and memory."""
