@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Header, Query, Response, WebSocket, status
+from pydantic import BaseModel
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocketDisconnect
@@ -275,15 +276,19 @@ async def full_ticket(
     )
 
 
+def as_json(model: BaseModel, status_code: int = 200) -> Response:
+    """A model serialized once (the route's ``response_model`` documents it)."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
+
+
 @api.post("/tickets", status_code=201, response_model=TicketRead, tags=["tickets"])
 async def create_ticket(
     rt: RuntimeDep,
     session: DbSession,
     principal: CurrentPrincipal,
     data: TicketCreate,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
-) -> TicketRead:
+) -> Response:
     """Intake. With an ``Idempotency-Key`` header a retry returns the same ticket (200)."""
     if not principal.sees_all:
         raise Forbidden("departments do not take in tickets")
@@ -297,8 +302,7 @@ async def create_ticket(
             await session.execute(select(Ticket.reference).where(Ticket.external_ref == external))
         ).scalar_one_or_none()
         if existing:
-            response.status_code = 200
-            return await full_ticket(rt, session, principal, existing)
+            return as_json(await full_ticket(rt, session, principal, existing))
     try:
         ticket, _ = await service.open_ticket(rt, session, data, principal, external_ref=external)
         await rt.commit(session)
@@ -310,9 +314,9 @@ async def create_ticket(
         existing = (
             await session.execute(select(Ticket.reference).where(Ticket.external_ref == external))
         ).scalar_one()
-        response.status_code = 200
-        return await full_ticket(rt, session, principal, existing)
-    return ticket_read(ticket, data.phone, await rt.catalogue(), principal, events=[], messages=[])
+        return as_json(await full_ticket(rt, session, principal, existing))
+    read = ticket_read(ticket, data.phone, await rt.catalogue(), principal, events=[], messages=[])
+    return as_json(read, 201)
 
 
 @api.get("/tickets", response_model=TicketPage, tags=["tickets"])

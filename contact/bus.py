@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contact.db import insert_into
 from contact.events import AnyEvent, BusMessage
 from contact.models import BusEvent, utcnow
 
@@ -57,15 +58,14 @@ async def record(session: AsyncSession, event: AnyEvent, audience: Audience) -> 
     payload = event.model_dump(mode="json", exclude={"type"})
     now = utcnow()
     result = await session.execute(
-        insert(BusEvent)
-        .values(
+        insert_into(session, BusEvent, returning="id"),
+        dict(
             type=event.type,
             payload=payload,
             department_code=audience.department,
             supervisors_only=audience.supervisors_only,
             created_at=now,
-        )
-        .returning(BusEvent.id)
+        ),
     )
     msg = BusMessage(
         id=result.scalar_one(),

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -65,8 +67,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(async_url(url))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # No pre-ping (it costs a round trip per checkout); connections are recycled instead.
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 
@@ -97,12 +100,35 @@ class Database:
         await self.engine.dispose()
 
 
-def insert_ignore(session: AsyncSession, table: object, conflict: list[str]):  # type: ignore[no-untyped-def]
-    """``INSERT ... ON CONFLICT (cols) DO NOTHING`` for the session's dialect."""
-    if dialect_name(session) == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+@lru_cache(maxsize=256)
+def _insert(dialect: str, table: Table, conflict: tuple[str, ...], touch: bool, returning: str):  # type: ignore[no-untyped-def]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(table)
+    if conflict and touch:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in conflict}
+        )
+    elif conflict:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    return stmt.returning(table.c[returning]) if returning else stmt
 
-        return pg_insert(table).on_conflict_do_nothing(index_elements=conflict)  # type: ignore[arg-type]
-    from sqlalchemy.dialects.sqlite import insert as lite_insert
 
-    return lite_insert(table).on_conflict_do_nothing(index_elements=conflict)  # type: ignore[arg-type]
+def insert_into(  # type: ignore[no-untyped-def]
+    session: AsyncSession,
+    model: Any,
+    *,
+    conflict: tuple[str, ...] = (),
+    touch: bool = False,
+    returning: str = "",
+):
+    """A prepared ``INSERT`` for ``model``'s table, to execute with the row(s) as parameters.
+
+    ``conflict``: skip rows that clash on these columns (``ON CONFLICT DO NOTHING``), or,
+    with ``touch``, return the existing row's ``returning`` column instead. Statements
+    are built once per dialect and shape, so the hot path pays no statement building.
+    """
+    table = model if isinstance(model, Table) else model.__table__
+    return _insert(dialect_name(session), table, conflict, touch, returning)

@@ -23,7 +23,7 @@ SESSION_COOKIE = "contact_session"
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_runtime(conn: HTTPConnection) -> Runtime:
+async def get_runtime(conn: HTTPConnection) -> Runtime:
     return conn.app.state.runtime  # type: ignore[no-any-return]
 
 

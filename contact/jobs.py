@@ -61,25 +61,40 @@ class InProcessJobs(Jobs):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
 
+DUE_LIST = "contact:outbox:due"
+DRAINING = "contact:outbox:draining"
+DRAIN_CLAIM_SECONDS = 60
+
+
 class RqJobs(Jobs):
-    """Production: one rq job per committed outbox row; ``contact worker`` runs them."""
+    """Production: committed outbox ids go on a Redis list; an rq job drains it in batches.
+
+    A request pays one non-blocking RPUSH and one SET NX. Only when no drain job is
+    queued or running (the ``DRAINING`` flag was free) does it enqueue one, so under
+    load one job delivers many rows. ``contact worker`` runs the jobs.
+    """
 
     def __init__(self, redis_url: str) -> None:
+        import redis.asyncio as aioredis
         from redis import Redis
         from rq import Queue
 
         self.redis = Redis.from_url(redis_url)
+        self.aredis = aioredis.from_url(redis_url)
         self.queue = Queue(QUEUE, connection=self.redis)
 
     async def kick(self, outbox_ids: list[int]) -> None:
         from contact import tasks
 
-        with self.redis.pipeline() as pipe:
-            for oid in outbox_ids:
-                self.queue.enqueue(
-                    tasks.deliver_outbox, oid, pipeline=pipe, result_ttl=60, failure_ttl=86400
-                )
-            pipe.execute()
+        async with self.aredis.pipeline(transaction=False) as pipe:
+            pipe.rpush(DUE_LIST, *outbox_ids)
+            pipe.set(DRAINING, 1, nx=True, ex=DRAIN_CLAIM_SECONDS)
+            _, claimed = await pipe.execute()
+        if claimed:
+            await asyncio.to_thread(
+                self.queue.enqueue, tasks.drain_outbox, result_ttl=60, failure_ttl=86400
+            )
 
     async def stop(self) -> None:
+        await self.aredis.aclose()
         self.redis.close()

@@ -12,15 +12,16 @@ per key. Failures back off exponentially and end in ``dead``, visible in the API
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contact.channels import AdapterRegistry, DeliveryError, OutboundMessage
-from contact.db import Database, insert_ignore
+from contact.channels import AdapterRegistry, DeliveryError, DeliveryReceipt, OutboundMessage
+from contact.db import Database, insert_into
 from contact.models import (
     Channel,
     Citizen,
@@ -34,6 +35,8 @@ from contact.models import (
 from contact.notify import Renderer
 
 log = logging.getLogger(__name__)
+OUTBOX = cast(Table, Outbox.__table__)
+MESSAGES = cast(Table, Message.__table__)
 PENDING_KEY = "contact.outbox.pending"
 
 
@@ -49,25 +52,26 @@ async def queue(
     ticket_id: int | None = None,
     citizen_id: int | None = None,
 ) -> None:
-    stmt = (
-        insert_ignore(session, Outbox, ["key"])
-        .values(
-            key=key,
-            channel=channel,
-            recipient=recipient,
-            template=template,
-            locale=locale,
-            context=context,
-            ticket_id=ticket_id,
-            citizen_id=citizen_id,
-            status=OutboxStatus.pending,
-            attempts=0,
-            next_attempt_at=utcnow(),
-            created_at=utcnow(),
-        )
-        .returning(Outbox.id)
+    stmt = insert_into(session, Outbox, conflict=("key",), returning="id")
+    row = dict(
+        key=key,
+        channel=channel,
+        recipient=recipient,
+        template=template,
+        locale=locale,
+        context=context,
+        ticket_id=ticket_id,
+        citizen_id=citizen_id,
+        status=OutboxStatus.pending,
+        attempts=0,
+        next_attempt_at=utcnow(),
+        lease_until=None,
+        last_error=None,
+        message_id=None,
+        created_at=utcnow(),
+        sent_at=None,
     )
-    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    new_id = (await session.execute(stmt, row)).scalar_one_or_none()
     if new_id is not None:
         session.info.setdefault(PENDING_KEY, []).append(new_id)
 
@@ -86,6 +90,7 @@ class Deliverer:
         max_attempts: int,
         backoff_seconds: float,
         lease_seconds: float,
+        concurrency: int = 20,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -93,6 +98,7 @@ class Deliverer:
         self.max_attempts = max_attempts
         self.backoff = backoff_seconds
         self.lease = timedelta(seconds=lease_seconds)
+        self.concurrency = concurrency
 
     async def due(self, limit: int = 200) -> list[int]:
         now = utcnow()
@@ -107,107 +113,186 @@ class Deliverer:
 
     async def deliver(self, outbox_id: int) -> str:
         """Deliver one row if it is due; safe to call twice, concurrently, or after a crash."""
+        return (await self.deliver_many([outbox_id])).get(outbox_id, "not-due")
+
+    async def deliver_many(self, outbox_ids: list[int]) -> dict[int, str]:
+        """Deliver the due rows among ``outbox_ids``: one claim, one batch of messages,
+        the provider calls side by side, one write of the outcome."""
+        if not outbox_ids:
+            return {}
+        claimed = await self._claim(outbox_ids)
+        results: dict[int, str] = {}
+        todo: list[tuple[Outbox, str, int]] = []
+        async with self.db.session() as s:
+            skips = await self._skip_reasons(s, [row for row, _ in claimed])
+            for row, _body in claimed:
+                if row.id in skips:
+                    results[row.id] = "skipped"
+            if skips:
+                await s.execute(
+                    update(OUTBOX)
+                    .where(Outbox.id == bindparam("oid"))
+                    .values(
+                        status=OutboxStatus.skipped, lease_until=None, last_error=bindparam("why")
+                    ),
+                    [{"oid": oid, "why": why} for oid, why in skips.items()],
+                )
+            sendable = [(row, body) for row, body in claimed if row.id not in skips]
+            message_ids = await self._messages_for(s, sendable)
+            for row, body in sendable:
+                todo.append((row, body, message_ids[row.key]))
+            await s.commit()
+        if not todo:
+            return results
+
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(row: Outbox, body: str) -> DeliveryReceipt | BaseException:
+            async with gate:
+                try:
+                    adapter = self.registry.get(row.channel)
+                    return await adapter.send(
+                        OutboundMessage(
+                            key=row.key,
+                            channel=row.channel,
+                            to=row.recipient,
+                            body=body,
+                            template=row.template,
+                        )
+                    )
+                except Exception as exc:  # recorded below; a failure never loses the row
+                    return exc
+
+        outcomes = await asyncio.gather(*(send(row, body) for row, body, _ in todo))
+        sent: list[tuple[Outbox, int, DeliveryReceipt]] = []
+        for (row, _, message_id), outcome in zip(todo, outcomes, strict=True):
+            if isinstance(outcome, DeliveryReceipt):
+                sent.append((row, message_id, outcome))
+                results[row.id] = "sent"
+            else:
+                if not isinstance(outcome, DeliveryError):
+                    log.error("delivery of outbox %s failed: %r", row.id, outcome)
+                results[row.id] = await self._failed(row, message_id, outcome)
+        if sent:
+            await self._record_sent(sent)
+        return results
+
+    async def _claim(self, outbox_ids: list[int]) -> list[tuple[Outbox, str]]:
         now = utcnow()
         async with self.db.session() as s:
-            row = (
-                await s.execute(
-                    update(Outbox)
-                    .where(Outbox.id == outbox_id, _claimable(now))
-                    .values(
-                        status=OutboxStatus.sending,
-                        lease_until=now + self.lease,
-                        attempts=Outbox.attempts + 1,
+            rows = (
+                (
+                    await s.execute(
+                        update(Outbox)
+                        .where(Outbox.id.in_(outbox_ids), _claimable(now))
+                        .values(
+                            status=OutboxStatus.sending,
+                            lease_until=now + self.lease,
+                            attempts=Outbox.attempts + 1,
+                        )
+                        .returning(Outbox)
+                        .execution_options(synchronize_session=False)
                     )
-                    .returning(Outbox)
                 )
-            ).scalar_one_or_none()
-            if row is None:
-                await s.rollback()
-                return "not-due"
-            skip = await self._skip_reason(s, row)
-            if skip:
-                row.status = OutboxStatus.skipped
-                row.last_error = skip
-                row.lease_until = None
-                await s.commit()
-                return "skipped"
-            body = self.renderer.render(row.channel.value, row.template, row.locale, row.context)
-            message_id = await self._message_for(s, row, body)
-            row.message_id = message_id
-            await s.commit()
-
-        try:
-            adapter = self.registry.get(row.channel)
-            receipt = await adapter.send(
-                OutboundMessage(
-                    key=row.key,
-                    channel=row.channel,
-                    to=row.recipient,
-                    body=body,
-                    template=row.template,
-                )
-            )
-        except DeliveryError as exc:
-            return await self._failed(row, str(exc), exc.permanent, exc.code)
-        except Exception as exc:  # a bug or an unreachable provider: retry, never lose it
-            log.exception("delivery of outbox %s failed", row.id)
-            return await self._failed(row, f"{type(exc).__name__}: {exc}", False, None)
-
-        async with self.db.session() as s:
-            await s.execute(
-                update(Message)
-                .where(Message.id == message_id)
-                .values(
-                    provider=receipt.provider,
-                    provider_id=receipt.provider_id,
-                    status=DeliveryStatus(receipt.status),
-                    segments=receipt.segments,
-                    updated_at=utcnow(),
-                )
-            )
-            await s.execute(
-                update(Outbox)
-                .where(Outbox.id == row.id)
-                .values(
-                    status=OutboxStatus.sent, sent_at=utcnow(), lease_until=None, last_error=None
-                )
+                .scalars()
+                .all()
             )
             await s.commit()
-        return "sent"
+        return [
+            (row, self.renderer.render(row.channel.value, row.template, row.locale, row.context))
+            for row in rows
+        ]
 
-    async def _skip_reason(self, s: AsyncSession, row: Outbox) -> str | None:
-        if not row.recipient:
-            return "no address"
-        if row.citizen_id is not None:
-            citizen = await s.get(Citizen, row.citizen_id)
-            if citizen is not None and row.channel.value in (citizen.opt_outs or []):
-                return "opted out"
-        return None
+    async def _skip_reasons(self, s: AsyncSession, rows: list[Outbox]) -> dict[int, str]:
+        reasons = {row.id: "no address" for row in rows if not row.recipient}
+        citizen_ids = {row.citizen_id for row in rows if row.citizen_id is not None}
+        if citizen_ids:
+            opt_outs: dict[int, list[str]] = dict(
+                (
+                    await s.execute(
+                        select(Citizen.id, Citizen.opt_outs).where(Citizen.id.in_(citizen_ids))
+                    )
+                ).all()
+            )
+            for row in rows:
+                if row.channel.value in (opt_outs.get(row.citizen_id or -1) or []):
+                    reasons[row.id] = "opted out"
+        return reasons
 
-    async def _message_for(self, s: AsyncSession, row: Outbox, body: str) -> int:
-        """The outbound message for this key, created once."""
+    async def _messages_for(
+        self, s: AsyncSession, rows: list[tuple[Outbox, str]]
+    ) -> dict[str, int]:
+        """The outbound message of each key, created once (a retry finds the first)."""
+        if not rows:
+            return {}
         now = utcnow()
         await s.execute(
-            insert_ignore(s, Message, ["idempotency_key"]).values(
-                ticket_id=row.ticket_id,
-                citizen_id=row.citizen_id,
-                channel=row.channel,
-                direction=Direction.outbound,
-                provider="pending",
-                idempotency_key=row.key,
-                to_addr=row.recipient,
-                body=body,
-                template=row.template,
-                status=DeliveryStatus.queued,
-                created_at=now,
-                updated_at=now,
-            )
+            insert_into(s, MESSAGES, conflict=("idempotency_key",)),
+            [
+                dict(
+                    ticket_id=row.ticket_id,
+                    citizen_id=row.citizen_id,
+                    channel=row.channel,
+                    direction=Direction.outbound,
+                    provider="pending",
+                    idempotency_key=row.key,
+                    to_addr=row.recipient,
+                    body=body,
+                    template=row.template,
+                    status=DeliveryStatus.queued,
+                    segments=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for row, body in rows
+            ],
         )
-        return (
-            await s.execute(select(Message.id).where(Message.idempotency_key == row.key))
-        ).scalar_one()
+        keys = [row.key for row, _ in rows]
+        found = await s.execute(
+            select(Message.idempotency_key, Message.id).where(Message.idempotency_key.in_(keys))
+        )
+        ids: dict[str, int] = {k: v for k, v in found.all() if k is not None}
+        await s.execute(
+            update(OUTBOX).where(Outbox.id == bindparam("oid")).values(message_id=bindparam("mid")),
+            [{"oid": row.id, "mid": ids[row.key]} for row, _ in rows],
+        )
+        return ids
 
-    async def _failed(self, row: Outbox, error: str, permanent: bool, code: str | None) -> str:
+    async def _record_sent(self, sent: list[tuple[Outbox, int, DeliveryReceipt]]) -> None:
+        now = utcnow()
+        async with self.db.session() as s:
+            await s.execute(
+                update(MESSAGES)
+                .where(Message.id == bindparam("mid"))
+                .values(
+                    provider=bindparam("provider"),
+                    provider_id=bindparam("pid"),
+                    status=bindparam("st"),
+                    segments=bindparam("seg"),
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "mid": mid,
+                        "provider": r.provider,
+                        "pid": r.provider_id,
+                        "st": DeliveryStatus(r.status),
+                        "seg": r.segments,
+                    }
+                    for _, mid, r in sent
+                ],
+            )
+            await s.execute(
+                update(OUTBOX)
+                .where(Outbox.id.in_([row.id for row, _, _ in sent]))
+                .values(status=OutboxStatus.sent, sent_at=now, lease_until=None, last_error=None)
+            )
+            await s.commit()
+
+    async def _failed(self, row: Outbox, message_id: int, exc: BaseException) -> str:
+        permanent = isinstance(exc, DeliveryError) and exc.permanent
+        code = exc.code if isinstance(exc, DeliveryError) else None
+        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
         dead = permanent or row.attempts >= self.max_attempts
         delay = timedelta(seconds=self.backoff * (2 ** max(row.attempts - 1, 0)))
         async with self.db.session() as s:
@@ -221,12 +306,11 @@ class Deliverer:
                     last_error=error[:1000],
                 )
             )
-            if row.message_id is not None:
-                await s.execute(
-                    update(Message)
-                    .where(Message.id == row.message_id)
-                    .values(status=DeliveryStatus.failed, error_code=code, updated_at=utcnow())
-                )
+            await s.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(status=DeliveryStatus.failed, error_code=code, updated_at=utcnow())
+            )
             await s.commit()
         log.warning(
             "outbox %s attempt %s failed%s", row.id, row.attempts, " (dead)" if dead else ""

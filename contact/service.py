@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import bus, outbox, repository
-from contact.db import insert_ignore
+from contact.db import insert_into
 from contact.errors import Conflict, InvalidInput, NotFound, field_error
 from contact.events import TicketAssigned, TicketCreated, TicketUpdated
 from contact.lifecycle import Action, Actor, Move, check
@@ -59,12 +59,9 @@ def track_url(rt: Runtime, reference: str) -> str:
 
 async def citizen_for_phone(session: AsyncSession, phone: str, locale: str) -> int:
     """The citizen with this E.164 phone, created on first contact."""
-    await session.execute(
-        insert_ignore(session, Citizen, ["phone"]).values(
-            phone=phone, locale=locale, opt_outs=[], blocked=False, created_at=utcnow()
-        )
-    )
-    return (await session.execute(select(Citizen.id).where(Citizen.phone == phone))).scalar_one()
+    stmt = insert_into(session, Citizen, conflict=("phone",), touch=True, returning="id")
+    row = dict(phone=phone, locale=locale, opt_outs=[], blocked=False, created_at=utcnow())
+    return int((await session.execute(stmt, row)).scalar_one())
 
 
 # ------------------------------------------------------------------ intake
@@ -156,7 +153,7 @@ async def open_ticket(
         values["reference"] = new_reference(local_now)
         ticket_id = (
             await session.execute(
-                insert_ignore(session, Ticket, ["reference"]).values(**values).returning(Ticket.id)
+                insert_into(session, Ticket, conflict=("reference",), returning="id"), values
             )
         ).scalar_one_or_none()
         if ticket_id is not None:
@@ -166,20 +163,22 @@ async def open_ticket(
     ticket = Ticket(id=ticket_id, **values)
 
     await session.execute(
-        insert(TicketEvent).values(
+        insert_into(session, TicketEvent),
+        dict(
             ticket_id=ticket_id,
             kind="created",
             from_status=None,
             to_status=TicketStatus.received.value,
             actor_id=principal.user_id,
             actor=principal.name,
+            reason=None,
             data={
                 "channel": data.channel.value,
                 "routing": {"department": decision.department, "reason": decision.reason},
             },
             public=True,
             created_at=now,
-        )
+        ),
     )
     await bus.record(
         session,
@@ -477,8 +476,8 @@ async def _apply(
         reason = reason or await _extension_reason(session, ticket.id)
     event_id = (
         await session.execute(
-            insert(TicketEvent)
-            .values(
+            insert_into(session, TicketEvent, returning="id"),
+            dict(
                 ticket_id=ticket.id,
                 kind=move.event,
                 from_status=before.value,
@@ -489,8 +488,7 @@ async def _apply(
                 data=change.event_data,
                 public=change.public,
                 created_at=now,
-            )
-            .returning(TicketEvent.id)
+            ),
         )
     ).scalar_one()
 

@@ -42,12 +42,31 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 # ---------------------------------------------------------------- outbox
 
 
-def deliver_outbox(outbox_id: int) -> str:
-    return _run(deliver_outbox_async(RUNTIME, outbox_id))  # type: ignore[arg-type]
+def drain_outbox(batch: int = 200) -> int:
+    """Deliver the ids the web processes pushed, a batch at a time, until none are left."""
+    from redis import Redis
 
+    from contact.jobs import DRAIN_CLAIM_SECONDS, DRAINING, DUE_LIST
 
-async def deliver_outbox_async(rt: Runtime, outbox_id: int) -> str:
-    return await rt.deliverer.deliver(outbox_id)
+    assert RUNTIME is not None and RUNTIME.settings.REDIS_URL
+    redis = Redis.from_url(RUNTIME.settings.REDIS_URL)
+    done = 0
+    try:
+        while True:
+            while ids := redis.lpop(DUE_LIST, batch):
+                redis.expire(DRAINING, DRAIN_CLAIM_SECONDS)
+                results = _run(RUNTIME.deliverer.deliver_many([int(i) for i in ids]))
+                done += sum(1 for r in results.values() if r == "sent")
+            redis.delete(DRAINING)
+            # Ids pushed between the last pop and the release found the flag taken and
+            # enqueued nothing: take them too, unless another drain has started since.
+            if not redis.llen(DUE_LIST) or not redis.set(
+                DRAINING, 1, nx=True, ex=DRAIN_CLAIM_SECONDS
+            ):
+                break
+    finally:
+        redis.close()
+    return done
 
 
 def sweep_outbox() -> int:
@@ -57,9 +76,11 @@ def sweep_outbox() -> int:
 async def sweep_outbox_async(rt: Runtime) -> int:
     """Deliver every row that is due: missed nudges, retries, expired leases."""
     done = 0
-    for oid in await rt.deliverer.due():
-        if await rt.deliverer.deliver(oid) == "sent":
-            done += 1
+    while ids := await rt.deliverer.due(limit=200):
+        results = await rt.deliverer.deliver_many(ids)
+        done += sum(1 for r in results.values() if r == "sent")
+        if len(ids) < 200 or not any(r == "sent" for r in results.values()):
+            break
     return done
 
 

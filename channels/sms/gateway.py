@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
-
 from channels.sms.segments import segments
 from contact.channels import DeliveryError, DeliveryReceipt, OutboundMessage
-from contact.db import Database, insert_ignore
+from contact.db import Database, insert_into
 from contact.models import Channel, DevMessage, utcnow
 
 
@@ -26,22 +24,23 @@ class DevSmsGateway:
 
     async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         async with self.db.session() as s:
-            await s.execute(
-                insert_ignore(s, DevMessage, ["key"]).values(
-                    key=message.key,
-                    channel=Channel.sms,
-                    to_addr=message.to,
-                    body=message.body,
-                    template=message.template,
-                    segments=segments(message.body),
-                    status="delivered",
-                    created_at=utcnow(),
-                )
-            )
-            await s.commit()
+            # One message per key: a retry after a crash finds the first one.
             dev_id = (
-                await s.execute(select(DevMessage.id).where(DevMessage.key == message.key))
+                await s.execute(
+                    insert_into(s, DevMessage, conflict=("key",), touch=True, returning="id"),
+                    dict(
+                        key=message.key,
+                        channel=Channel.sms,
+                        to_addr=message.to,
+                        body=message.body,
+                        template=message.template,
+                        segments=segments(message.body),
+                        status="delivered",
+                        created_at=utcnow(),
+                    ),
+                )
             ).scalar_one()
+            await s.commit()
         if self.latency:
             # The provider has accepted the message; its answer is slow.
             await asyncio.sleep(self.latency)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import service
 from contact.channels import InboundMessage
-from contact.db import insert_ignore
+from contact.db import insert_into
 from contact.lifecycle import OPEN_STATES
 from contact.models import (
     Channel,
@@ -48,8 +48,8 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
     now = utcnow()
     message_id = (
         await session.execute(
-            insert_ignore(session, Message, ["provider", "provider_id"])
-            .values(
+            insert_into(session, Message, conflict=("provider", "provider_id"), returning="id"),
+            dict(
                 channel=Channel.sms,
                 direction=Direction.inbound,
                 provider=msg.provider,
@@ -61,8 +61,7 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
                 segments=1,
                 created_at=now,
                 updated_at=now,
-            )
-            .returning(Message.id)
+            ),
         )
     ).scalar_one_or_none()
     if message_id is None:
