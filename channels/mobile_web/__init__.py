@@ -1,0 +1,8 @@
+"""Mobile web for citizens: ``/m/`` report and ``/m/track`` pages that work without
+JavaScript on any phone browser.
+
+Place in the architecture: a channel adapter that turns form posts into tickets
+with ``Channel.web`` through :mod:`contact.service`; status updates reach the
+citizen by SMS through the SMS gateway, and the public track page shows the
+ticket's public events (never personal data).
+"""

@@ -1,0 +1,1 @@
+"""Kiosk hardware drivers: receipt printers (ESC/POS) and card / barcode readers."""
