@@ -13,7 +13,6 @@ Everything runs on 127.0.0.1; every process started here is stopped on exit.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -104,17 +103,9 @@ def migrate_and_seed() -> None:
         stdout=subprocess.DEVNULL,
     )
 
-    from contact.db import Database
-    from contact.seed.demo import seed_demo
+    from contact.seed import seed_url
 
-    async def seed() -> None:
-        db = Database(DB_URL)
-        try:
-            await seed_demo(db, password=PASSWORD, tickets=0)
-        finally:
-            await db.dispose()
-
-    asyncio.run(seed())
+    seed_url(DB_URL, password=PASSWORD, tickets=0)
     with psycopg.connect(DB_URL, autocommit=True) as conn:
         conn.execute(SCRATCH_DDL)
 

@@ -577,6 +577,7 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
     )
     await websocket.accept()
     sub = rt.bus.hub.subscribe()  # subscribe before replaying: nothing falls in between
+    reader: asyncio.Task[None] | None = None
     sent: set[int] = set()
     try:
         if since is not None:
@@ -603,7 +604,7 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
         pass
     finally:
         rt.bus.hub.unsubscribe(sub)
-        with contextlib.suppress(Exception):
+        if reader is not None:
             reader.cancel()
 
 

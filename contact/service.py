@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import bus, outbox, repository
 from contact.db import insert_into
-from contact.errors import Conflict, InvalidInput, NotFound, field_error
+from contact.errors import Conflict, InvalidInput, field_error
 from contact.events import TicketAssigned, TicketCreated, TicketUpdated
-from contact.lifecycle import Action, Actor, Move, check
+from contact.lifecycle import Action, Move, check
 from contact.models import (
     Channel,
     Citizen,
@@ -294,21 +294,17 @@ async def _grant_extension(rt, session, t, who, body, cat, now) -> Change:  # ty
     until = t.extension_until
     local = until.astimezone(rt.settings.tz) if until else None
     sla = SlaState.ok if until and until > now else t.sla_state
+    # The citizen hears the department's reason unless the supervisor gave another.
+    reason = body.reason or await _extension_reason(session, t.id)
     return Change(
         values=dict(extension=ExtensionState.granted, due_at=until, sla_state=sla),
         event_data={"until": _iso(until), "previous_due_at": _iso(t.due_at)},
-        reason=body.reason,
+        reason=reason,
         notify=(
             "extension_granted",
-            {
-                "until": local.strftime("%Y-%m-%d %H:%M") if local else "",
-                "reason": _last_extension_reason_placeholder,
-            },
+            {"until": local.strftime("%Y-%m-%d %H:%M") if local else "", "reason": reason or ""},
         ),
     )
-
-
-_last_extension_reason_placeholder = "\x00extension-reason"
 
 
 async def _deny_extension(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
@@ -472,8 +468,6 @@ async def _apply(
         setattr(ticket, k, v)
 
     reason = change.reason
-    if action == Action.grant_extension:
-        reason = reason or await _extension_reason(session, ticket.id)
     event_id = (
         await session.execute(
             insert_into(session, TicketEvent, returning="id"),
@@ -520,8 +514,6 @@ async def _apply(
 
     if change.notify:
         template, context = change.notify
-        if context.get("reason") == _last_extension_reason_placeholder:
-            context = {**context, "reason": reason or ""}
         await _notify_reporters(
             rt, session, ticket, phone, template, f"{move.event}:{event_id}", context
         )
@@ -603,11 +595,3 @@ async def _notify(
         ticket_id=ticket.id,
         citizen_id=ticket.citizen_id,
     )
-
-
-def ensure_found(value: object, what: str) -> None:
-    if value is None:
-        raise NotFound(f"no such {what}")
-
-
-__all__ = ["Actor", "act", "citizen_for_phone", "detect_locale", "open_ticket"]

@@ -7,7 +7,6 @@ seeded once per session and each test starts from it with no tickets.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -23,9 +22,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from contact.app import create_app
-from contact.db import Database, sync_url
+from contact.db import sync_url
 from contact.deps import forget_principals
 from contact.migrate import upgrade
+from contact.seed import seed_url
 from contact.settings import Settings, load_settings
 
 PG_URL = os.environ.get("CONTACT_TEST_DATABASE_URL") or None
@@ -47,16 +47,7 @@ BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
 
 def seed_catalogue(url: str) -> None:
-    from contact.seed.demo import seed_demo
-
-    async def run() -> None:
-        db = Database(url)
-        try:
-            await seed_demo(db, password=PASSWORD, tickets=0)
-        finally:
-            await db.dispose()
-
-    asyncio.run(run())
+    seed_url(url, password=PASSWORD, tickets=0)
 
 
 def reset_schema(url: str) -> None:

@@ -16,6 +16,7 @@ from contact.seed.demo import (
     demo_history,
     is_empty,
     seed_demo,
+    seed_url,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "demo_history",
     "is_empty",
     "seed_demo",
+    "seed_url",
 ]

@@ -1311,3 +1311,16 @@ def _ticket_row(
         "created_at": t["created_at"],
         "updated_at": t["updated_at"],
     }
+
+
+def seed_url(url: str, *, password: str, tickets: int = 300) -> SeedReport:
+    """``seed_demo`` for callers outside an event loop (tests, benchmarks)."""
+
+    async def run() -> SeedReport:
+        db = Database(url)
+        try:
+            return await seed_demo(db, password=password, tickets=tickets)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
