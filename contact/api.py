@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocketDisconnect
 
-from contact import bus, repository, service
+from contact import bus, reports, repository, service
 from contact.deps import (
     CurrentPrincipal,
     DbSession,
@@ -36,6 +36,7 @@ from contact.errors import (
 from contact.lifecycle import Action, allowed_actions
 from contact.models import (
     Channel,
+    Citizen,
     Department,
     Outbox,
     OutboxStatus,
@@ -52,12 +53,15 @@ from contact.routing import Catalogue
 from contact.runtime import Runtime
 from contact.schemas import (
     ActionBody,
+    BlockBody,
+    CitizenRead,
     DepartmentRead,
     EventRead,
     MessageRead,
     OutboxRead,
     RoutingRead,
     ServiceRead,
+    SummaryRead,
     TicketCreate,
     TicketPage,
     TicketRead,
@@ -557,6 +561,68 @@ async def retry_outbox(
     await rt.jobs.kick([outbox_id])
     rows = await outbox_rows(session, principal, None, 500)
     return next(r for r in rows if r.id == outbox_id)
+
+
+# ------------------------------------------------------------------ citizens, statistics
+
+
+@api.post("/citizens/block", response_model=CitizenRead, tags=["citizens"])
+async def block_number(
+    rt: RuntimeDep, session: DbSession, principal: CurrentPrincipal, body: BlockBody
+) -> CitizenRead:
+    """Block (or unblock) a number: its texts are stored and never answered."""
+    if not principal.supervisor:
+        raise Forbidden("supervisors and admins only")
+    citizen_id = await service.citizen_for_phone(session, body.phone, rt.settings.DEFAULT_LOCALE)
+    citizen = await session.get(Citizen, citizen_id)
+    assert citizen is not None
+    citizen.blocked = body.blocked
+    await session.commit()
+    log.info(
+        "number %s %s by %s",
+        mask_phone(body.phone),
+        "blocked" if body.blocked else "unblocked",
+        principal.name,
+    )
+    return CitizenRead(
+        phone=body.phone,
+        locale=citizen.locale,
+        opt_outs=list(citizen.opt_outs or []),
+        blocked=citizen.blocked,
+    )
+
+
+@api.get("/stats/summary", response_model=SummaryRead, tags=["statistics"])
+async def stats_summary(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> SummaryRead:
+    """Volume and the rates cities are ranked by, over tickets created in the period
+    (default: the last 30 days). Departments see their own figures."""
+    if principal.actor.value == Role.agent.value:
+        raise Forbidden("statistics are for supervisors, admins and departments")
+    end = to or utcnow()
+    start = from_ or end - timedelta(days=30)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise field_error("from", "needs a time zone offset")
+    s = await reports.summary(session, principal, start, end)
+    return SummaryRead(
+        period_from=s.period_from,
+        period_to=s.period_to,
+        tickets=s.tickets,
+        by_status=s.by_status,
+        by_channel=s.by_channel,
+        response_rate=s.response_rate,
+        on_time_rate=s.on_time_rate,
+        satisfaction_rate=s.satisfaction_rate,
+        resolution_rate=s.resolution_rate,
+        reopen_rate=s.reopen_rate,
+        ratings=s.ratings,
+        satisfied=s.satisfied,
+        reopened=s.reopened,
+    )
 
 
 # ------------------------------------------------------------------ real time

@@ -21,6 +21,7 @@ from contact.channels import AdapterRegistry
 from contact.db import Database
 from contact.errors import ContactError
 from contact.jobs import InProcessJobs, RqJobs
+from contact.models import Channel
 from contact.notify import Renderer
 from contact.runtime import Jobs, Runtime
 from contact.settings import Gateway, Settings, get_settings
@@ -30,6 +31,7 @@ log = logging.getLogger("contact")
 
 def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
     from channels.sms.gateway import DevSmsGateway, TwilioSmsGateway
+    from channels.sms.segments import segments
 
     db = Database(settings.DATABASE_URL, pool_size=pool_size)
     registry = AdapterRegistry()
@@ -46,6 +48,7 @@ def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
         )
     else:
         registry.register(DevSmsGateway(db, settings.DEV_GATEWAY_LATENCY_MS))
+    registry.register_measure(Channel.sms, segments)
     jobs: Jobs = RqJobs(settings.REDIS_URL) if settings.REDIS_URL else InProcessJobs()
     return Runtime(
         settings=settings,

@@ -6,6 +6,7 @@ format and nothing about workflow. The composition root registers adapters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -68,12 +69,24 @@ class ChannelAdapter(Protocol):
     async def send(self, message: OutboundMessage) -> DeliveryReceipt: ...
 
 
+def one_part(text: str) -> int:
+    return 1
+
+
 @dataclass
 class AdapterRegistry:
     adapters: dict[Channel, ChannelAdapter] = field(default_factory=dict)
+    # How many parts a text takes on a channel (SMS segments); one part where unset.
+    measures: dict[Channel, Callable[[str], int]] = field(default_factory=dict)
 
     def register(self, adapter: ChannelAdapter) -> None:
         self.adapters[adapter.channel] = adapter
+
+    def register_measure(self, channel: Channel, measure: Callable[[str], int]) -> None:
+        self.measures[channel] = measure
+
+    def parts(self, channel: Channel, text: str) -> int:
+        return self.measures.get(channel, one_part)(text)
 
     def get(self, channel: Channel) -> ChannelAdapter:
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
@@ -30,3 +32,23 @@ class Renderer:
                 continue
             return tpl.render(**context).strip()
         raise TemplateNotFound(f"{channel}/{locale}/{template}")
+
+
+# Texts a citizen waits for right now: never held for quiet hours.
+URGENT_TEMPLATES = frozenset({"ticket_received", "reply", "help"})
+
+
+def hold_until(now: datetime, tz: ZoneInfo, quiet: tuple[time, time] | None) -> datetime | None:
+    """When a non-urgent text queued at ``now`` may go out, if ``now`` is in quiet hours."""
+    if quiet is None:
+        return None
+    start, end = quiet
+    local = now.astimezone(tz)
+    t = local.timetz().replace(tzinfo=None)
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside:
+        return None
+    release = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if release <= local:
+        release += timedelta(days=1)
+    return release.astimezone(now.tzinfo)

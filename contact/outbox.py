@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
@@ -51,6 +51,7 @@ async def queue(
     context: dict[str, Any],
     ticket_id: int | None = None,
     citizen_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     stmt = insert_into(session, Outbox, conflict=("key",), returning="id")
     row = dict(
@@ -64,7 +65,7 @@ async def queue(
         citizen_id=citizen_id,
         status=OutboxStatus.pending,
         attempts=0,
-        next_attempt_at=utcnow(),
+        next_attempt_at=not_before or utcnow(),
         lease_until=None,
         last_error=None,
         message_id=None,

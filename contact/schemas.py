@@ -67,6 +67,10 @@ class ActionBody(_In):
     into: Annotated[str | None, Field(max_length=20)] = None
     text: Annotated[str | None, Field(max_length=4000)] = None
     public: bool = False  # notes: visible to the citizen on the track page
+    # The citizen's rating at close or reopen (回访): 1 satisfied, 2 fairly satisfied,
+    # 3 not satisfied.
+    satisfaction: Annotated[int | None, Field(ge=1, le=3)] = None
+    solved: bool | None = None
 
 
 class RoutingRead(BaseModel):
@@ -211,3 +215,36 @@ class OutboxRead(BaseModel):
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+
+
+class BlockBody(_In):
+    phone: Annotated[str, Field(max_length=32)]
+    blocked: bool = True
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        return normalize_phone(v)
+
+
+class CitizenRead(BaseModel):
+    phone: str
+    locale: str
+    opt_outs: list[str]
+    blocked: bool
+
+
+class SummaryRead(BaseModel):
+    period_from: datetime
+    period_to: datetime
+    tickets: int
+    by_status: dict[str, int]
+    by_channel: dict[str, int]
+    response_rate: float | None
+    on_time_rate: float | None
+    satisfaction_rate: float | None
+    resolution_rate: float | None
+    reopen_rate: float | None
+    ratings: int
+    satisfied: int
+    reopened: int

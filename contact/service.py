@@ -33,6 +33,7 @@ from contact.models import (
     TicketStatus,
     utcnow,
 )
+from contact.notify import URGENT_TEMPLATES, hold_until
 from contact.principal import SYSTEM, Principal
 from contact.reference import grouped, new_reference
 from contact.routing import Catalogue, RoutingDecision, RoutingRequest
@@ -334,19 +335,30 @@ async def _reopen(rt, session, t, who, body, cat, now) -> Change:  # type: ignor
             reopen_count=t.reopen_count + 1,
             resolved_at=None,
             closed_at=None,
-            satisfaction=None,
+            satisfaction=body.satisfaction,
+            solved=body.solved,
             sla_state=SlaState.ok,
         ),
+        event_data=_rating(body),
         reason=body.reason,
         then=Action.dispatch if t.department_id else None,
     )
 
 
+def _rating(body: ActionBody) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in (("satisfaction", body.satisfaction), ("solved", body.solved))
+        if v is not None
+    }
+
+
 async def _close(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
     not_accepted = t.status in (TicketStatus.received, TicketStatus.returned)
+    rating = _rating(body)
     return Change(
-        values=dict(closed_at=now),
-        event_data={"not_accepted": not_accepted},
+        values=dict(closed_at=now, **rating),
+        event_data={"not_accepted": not_accepted, **rating},
         reason=body.reason,
         notify=("ticket_closed", {"reason": body.reason or ""}) if not_accepted else None,
     )
@@ -573,17 +585,22 @@ async def _notify(
     dept = catalogue.dept_by_id.get(ticket.department_id or -1)
     zh = ticket.locale == "zh-CN"
     channel = delivery_channel(ticket.channel)
-    reply = ticket.reply or ""
-    limit = 60 if zh else 200  # keep a status SMS within two segments
     ctx = {
         "reference": ticket.reference,
         "ref_grouped": grouped(ticket.reference),
         "track_url": track_url(rt, ticket.reference),
         "department": (dept.name_zh if zh else dept.name_en) if dept else "",
-        "reply": reply[:limit],
-        "truncated": len(reply) > limit,
+        "reply": ticket.reply or "",
+        "truncated": False,
         **context,
     }
+    ctx = fit_in_parts(rt, channel, template, ticket.locale, ctx)
+    now = utcnow()
+    hold = (
+        None
+        if template in URGENT_TEMPLATES
+        else hold_until(now, rt.settings.tz, rt.settings.quiet_hours)
+    )
     await outbox.queue(
         session,
         key=f"{event_key}:{ticket.id}:{channel.value}:{phone}",
@@ -594,4 +611,29 @@ async def _notify(
         context=ctx,
         ticket_id=ticket.id,
         citizen_id=ticket.citizen_id,
+        not_before=hold,
     )
+
+
+STATUS_PARTS = 2  # a status update stays within two SMS segments (≤ 134 Chinese characters)
+
+
+def fit_in_parts(
+    rt: Runtime, channel: Channel, template: str, locale: str, ctx: dict[str, Any]
+) -> dict[str, Any]:
+    """Shorten the department's reply until the text fits; the track link carries the rest."""
+
+    def parts(c: dict[str, Any]) -> int:
+        return rt.registry.parts(channel, rt.renderer.render(channel.value, template, locale, c))
+
+    reply = str(ctx.get("reply") or "")
+    if not reply or parts(ctx) <= STATUS_PARTS:
+        return ctx
+    lo, hi = 0, len(reply)  # the longest prefix that fits, with the link shown
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if parts({**ctx, "reply": reply[:mid], "truncated": True}) <= STATUS_PARTS:
+            lo = mid
+        else:
+            hi = mid - 1
+    return {**ctx, "reply": reply[:lo], "truncated": True}

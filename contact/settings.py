@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+from datetime import time
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
     DUE_SOON_FRACTION: Annotated[float, Field(gt=0, lt=1)] = 0.2
     # Texts from one number within this window join its open ticket.
     SMS_JOIN_WINDOW_MINUTES: Annotated[int, Field(ge=0)] = 30
+    # Flood protection: texts from one number past this many per window are stored, not answered.
+    SMS_RATE_LIMIT: Annotated[int, Field(ge=1)] = 10
+    SMS_RATE_WINDOW_SECONDS: Annotated[int, Field(ge=1)] = 600
+    # Non-urgent texts queued in these local hours wait until their end ("" turns it off).
+    QUIET_HOURS: str = "22:00-08:00"
+    # How long after resolution a citizen's rating by text still counts.
+    SATISFACTION_WINDOW_DAYS: Annotated[int, Field(ge=1)] = 7
     TOKEN_TTL_HOURS: Annotated[int, Field(ge=1)] = 12
     # Simulated provider latency of the dev gateway, after it has accepted a message.
     DEV_GATEWAY_LATENCY_MS: Annotated[int, Field(ge=0)] = 0
@@ -87,6 +95,17 @@ class Settings(BaseSettings):
         if v not in ("zh-CN", "en"):
             raise ValueError("must be zh-CN or en")
         return v
+
+    @field_validator("QUIET_HOURS")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        if v.strip():
+            parse_quiet_hours(v)
+        return v.strip()
+
+    @property
+    def quiet_hours(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.QUIET_HOURS) if self.QUIET_HOURS else None
 
     @field_validator("TIMEZONE")
     @classmethod
@@ -126,6 +145,17 @@ class Settings(BaseSettings):
     @property
     def dev_gateway(self) -> bool:
         return Gateway.dev in (self.SMS_GATEWAY, self.VOICE_GATEWAY)
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """``"22:00-08:00"`` → (22:00, 08:00); ValueError with a clear message otherwise."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ValueError("must look like 22:00-08:00") from None
+    if start == end:
+        raise ValueError("start and end must differ")
+    return start, end
 
 
 class SettingsError(Exception):

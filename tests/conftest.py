@@ -92,6 +92,8 @@ def base_env(db_url: str, redis_url: str | None) -> dict[str, str]:
         "CONTACT_SWEEP_INTERVAL_SECONDS": "1",
         "CONTACT_OUTBOX_BACKOFF_SECONDS": "0.2",
         "CONTACT_LOG_LEVEL": "WARNING",
+        # Deliveries in tests are immediate; quiet hours have tests of their own.
+        "CONTACT_QUIET_HOURS": "",
     }
     if redis_url:
         env["CONTACT_REDIS_URL"] = redis_url
@@ -194,7 +196,7 @@ def scratch_postgres(suffix: str) -> str:
     from sqlalchemy.engine import make_url
 
     base = make_url(sync_url(PG_URL))
-    name = f"{base.database}_{suffix}"
+    name = f"{base.database}_{suffix}_{os.getpid()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

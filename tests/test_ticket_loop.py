@@ -60,7 +60,8 @@ class TestSmsToResolution:
         history = client.get(f"/api/v1/tickets/{ref}", headers=agent).json()
         kinds = [e["kind"] for e in history["events"]]
         assert kinds == ["created", "dispatched", "accepted", "resolved"]
-        assert [m["direction"] for m in history["messages"]] == ["in", "out"]
+        thread = [(m["direction"], m["template"]) for m in history["messages"]]
+        assert thread == [("in", None), ("out", "reply"), ("out", "ticket_resolved")]
 
     def test_english_text_gets_english_status_sms(self, client: TestClient) -> None:
         phone = "+14155550123"

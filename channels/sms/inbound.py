@@ -1,22 +1,37 @@
 """An inbound text, whatever carried it (the Twilio webhook or the dev gateway).
 
-Stored idempotently on the provider's id first: Twilio retries and concurrent
-duplicates give one message and one ticket. A first text opens a ticket and is
-answered with its reference; texts within the join window add to it.
+Stored first, idempotently on the provider's id: Twilio retries and concurrent
+duplicates give one message and one ticket, and a retry gets the first answer
+again. Then the conversation rules:
+
+- blocked numbers and texts past the per-number rate limit are stored, not answered;
+- commands in both languages: status (``CX <ref>`` / ``查询 <ref>``, only for that
+  phone's tickets), help (``HELP`` / ``帮助``), opt-out (the STOP family, ``TD``,
+  ``退订``) and back in (``START``), a rating after resolution (``1`` satisfied,
+  ``2`` fairly satisfied, ``3``–``5`` or 不满意 not satisfied → reopened and sent
+  back to the department);
+- anything else opens a ticket, or joins the one opened within the join window;
+- empty or unreadable texts get the help text, never an error.
+
+The language is detected from the text and remembered per citizen; a text without
+letters (a rating, a reference) is answered in the remembered one.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import service
 from contact.channels import InboundMessage
 from contact.db import insert_into
-from contact.lifecycle import OPEN_STATES
+from contact.lifecycle import OPEN_STATES, Action
 from contact.models import (
     Channel,
     Citizen,
@@ -25,27 +40,120 @@ from contact.models import (
     Message,
     Ticket,
     TicketEvent,
+    TicketStatus,
     utcnow,
 )
 from contact.principal import CITIZEN
-from contact.reference import grouped
+from contact.reference import grouped, is_valid, normalize
 from contact.runtime import Runtime
-from contact.schemas import DESCRIPTION_MAX, TicketCreate, normalize_phone
+from contact.schemas import DESCRIPTION_MAX, ActionBody, TicketCreate, normalize_phone
+
+MESSAGE_MAX = 20_000  # what is kept of one text (Twilio's own limit is 1,600)
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "TD", "退订"}
+)
+START_WORDS = frozenset({"START", "UNSTOP", "恢复"})
+HELP_WORDS = frozenset({"HELP", "INFO", "帮助", "?", "？"})
+RATING_WORDS = {
+    "满意": 1,
+    "非常满意": 1,
+    "很满意": 1,
+    "基本满意": 2,
+    "一般": 2,
+    "不满意": 3,
+    "非常不满意": 3,
+    "SATISFIED": 1,
+    "VERY SATISFIED": 1,
+    "FAIRLY SATISFIED": 2,
+    "NOT SATISFIED": 3,
+    "UNSATISFIED": 3,
+    "DISSATISFIED": 3,
+}
+RATING_DIGITS = {"1": 1, "2": 2, "3": 3, "4": 3, "5": 3}
+STATUS_RE = re.compile(r"^(?:CX|查询|STATUS)\s*[:：]?\s*([0-9][0-9\s-]*)$", re.IGNORECASE)
+TRAILING = "。.!！~～ "
+
+STATUS_NAMES = {
+    "zh-CN": {
+        "received": "已受理",
+        "dispatched": "已派单",
+        "accepted": "办理中",
+        "returned": "重新派单中",
+        "resolved": "已办结",
+        "reopened": "重新办理中",
+        "closed": "已归档",
+        "merged": "已合并办理",
+    },
+    "en": {
+        "received": "received",
+        "dispatched": "sent to the department",
+        "accepted": "being handled",
+        "returned": "being re-assigned",
+        "resolved": "resolved",
+        "reopened": "being handled again",
+        "closed": "closed",
+        "merged": "handled together with another request",
+    },
+}
 
 
 @dataclass(frozen=True)
 class InboundResult:
     message_id: int
     ticket_reference: str | None
-    reply: str
+    reply: str | None  # None: stored, deliberately not answered
     duplicate: bool = False
 
 
+@dataclass(frozen=True)
+class Command:
+    kind: str  # help | stop | start | status | rating | text
+    argument: str = ""
+    rating: int = 0
+
+
+def clean(text: str) -> str:
+    """Printable text: control characters and unpaired surrogates dropped, spaces trimmed."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    return text.strip()[:MESSAGE_MAX]
+
+
+def readable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def parse(text: str) -> Command:
+    word = text.strip(TRAILING).upper()
+    if not readable(text) and word not in HELP_WORDS:
+        return Command("help")
+    if word in HELP_WORDS:
+        return Command("help")
+    if word in STOP_WORDS:
+        return Command("stop")
+    if word in START_WORDS:
+        return Command("start")
+    if word in RATING_DIGITS:
+        return Command("rating", rating=RATING_DIGITS[word])
+    if word in RATING_WORDS:
+        return Command("rating", rating=RATING_WORDS[word])
+    match = STATUS_RE.match(text.strip(TRAILING))
+    if match:
+        return Command("status", normalize(match.group(1)))
+    if len(normalize(word)) == 14 and normalize(word).isdigit():
+        return Command("status", normalize(word))
+    return Command("text")
+
+
 async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage) -> InboundResult:
-    """Store, attach to a ticket, and say what to answer. The caller commits."""
-    phone = normalize_phone(msg.from_addr, rt.settings.DEFAULT_REGION)
-    body = (msg.body or "").strip()
+    """Store, apply the conversation rules, and say what to answer. The caller commits."""
     now = utcnow()
+    body = clean(msg.body or "")
+    try:
+        phone: str | None = normalize_phone(msg.from_addr, rt.settings.DEFAULT_REGION)
+    except ValueError:
+        phone = None  # kept as given; nobody to answer
     message_id = (
         await session.execute(
             insert_into(session, Message, conflict=("provider", "provider_id"), returning="id"),
@@ -54,9 +162,9 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
                 direction=Direction.inbound,
                 provider=msg.provider,
                 provider_id=msg.provider_id,
-                from_addr=phone,
-                to_addr=msg.to_addr,
-                body=body[:DESCRIPTION_MAX],
+                from_addr=phone or (msg.from_addr or "")[:64],
+                to_addr=(msg.to_addr or "")[:64],
+                body=body,
                 status=DeliveryStatus.received,
                 segments=1,
                 created_at=now,
@@ -65,111 +173,279 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
         )
     ).scalar_one_or_none()
     if message_id is None:
-        return await _replay(rt, session, msg)
+        return await _replay(session, msg)
+    if phone is None:
+        return InboundResult(message_id, None, None)
 
-    locale = service.detect_locale(body, rt.settings.DEFAULT_LOCALE)
-    citizen_id = await service.citizen_for_phone(session, phone, locale)
-    await session.execute(update(Citizen).where(Citizen.id == citizen_id).values(locale=locale))
-    if not body:
-        reply = rt.renderer.render("sms", "help", locale, {})
-        await _link(session, message_id, citizen_id, None)
-        return InboundResult(message_id, None, reply)
+    detected = _detect(body)
+    citizen_id = await service.citizen_for_phone(
+        session, phone, detected or rt.settings.DEFAULT_LOCALE
+    )
+    citizen = await session.get(Citizen, citizen_id)
+    assert citizen is not None
+    if detected and citizen.locale != detected:
+        citizen.locale = detected
+    locale = citizen.locale
+    await _link(session, message_id, citizen_id, None)
+    if citizen.blocked or await _over_limit(rt, session, citizen_id):
+        return InboundResult(message_id, None, None)
 
-    ticket = await _open_ticket_of(rt, session, citizen_id)
-    if ticket is not None:
-        await _link(session, message_id, citizen_id, ticket.id)
-        session.add(
+    conversation = Conversation(rt, session, citizen, phone, locale, message_id, body)
+    reference, reply = await conversation.answer(parse(body))
+    if reply is not None:
+        await _store_reply(rt, session, message_id, citizen_id, reference, phone, reply)
+    return InboundResult(message_id, reference, reply)
+
+
+# Pinyin abbreviations Chinese carriers use (CX 查询, TD 退订): no hint of the language.
+NEUTRAL_RE = re.compile(r"^(CX|TD)\b", re.IGNORECASE)
+
+
+def _detect(text: str) -> str | None:
+    if NEUTRAL_RE.match(text.strip()):
+        return None
+    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return "zh-CN"
+    if any(ch.isascii() and ch.isalpha() for ch in text):
+        return "en"
+    return None
+
+
+@dataclass
+class Conversation:
+    rt: Runtime
+    session: AsyncSession
+    citizen: Citizen
+    phone: str
+    locale: str
+    message_id: int
+    body: str
+
+    def say(self, template: str, **ctx: Any) -> str:
+        return self.rt.renderer.render("sms", template, self.locale, ctx)
+
+    async def answer(self, cmd: Command) -> tuple[str | None, str | None]:
+        handler = getattr(self, f"on_{cmd.kind}")
+        return await handler(cmd)  # type: ignore[no-any-return]
+
+    async def on_help(self, cmd: Command) -> tuple[str | None, str | None]:
+        return None, self.say("help")
+
+    async def on_stop(self, cmd: Command) -> tuple[str | None, str | None]:
+        opt_outs = set(self.citizen.opt_outs or [])
+        self.citizen.opt_outs = sorted(opt_outs | {"sms"})
+        return None, self.say("opted_out")
+
+    async def on_start(self, cmd: Command) -> tuple[str | None, str | None]:
+        self.citizen.opt_outs = sorted(set(self.citizen.opt_outs or []) - {"sms"})
+        return None, self.say("opted_in")
+
+    async def on_status(self, cmd: Command) -> tuple[str | None, str | None]:
+        ref = cmd.argument
+        if not is_valid(ref):
+            return None, self.say("bad_reference")
+        ticket = (
+            await self.session.execute(
+                select(Ticket).where(Ticket.reference == ref, Ticket.citizen_id == self.citizen.id)
+            )
+        ).scalar_one_or_none()
+        if ticket is None:  # another phone's ticket is not there at all
+            return None, self.say("not_found", ref_grouped=grouped(ref))
+        await self._record(ticket, "status_query")
+        catalogue = await self.rt.catalogue()
+        dept = catalogue.dept_by_id.get(ticket.department_id or -1)
+        zh = self.locale == "zh-CN"
+        ctx = {
+            "ref_grouped": grouped(ref),
+            "reference": ref,
+            "status": STATUS_NAMES[self.locale][ticket.status.value],
+            "department": (dept.name_zh if zh else dept.name_en) if dept else "",
+            "reply": ticket.reply or "",
+            "truncated": False,
+            "track_url": service.track_url(self.rt, ref),
+        }
+        ctx = service.fit_in_parts(self.rt, Channel.sms, "status", self.locale, ctx)
+        return ref, self.say("status", **ctx)
+
+    async def on_rating(self, cmd: Command) -> tuple[str | None, str | None]:
+        since = utcnow() - timedelta(days=self.rt.settings.SATISFACTION_WINDOW_DAYS)
+        ticket = (
+            await self.session.execute(
+                select(Ticket)
+                .where(
+                    Ticket.citizen_id == self.citizen.id,
+                    Ticket.status == TicketStatus.resolved,
+                    Ticket.resolved_at >= since,
+                )
+                .order_by(Ticket.resolved_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if ticket is None:  # nothing to rate: a lone digit is not a complaint either
+            return None, self.say("help")
+        await self._link_to(ticket)
+        satisfied = cmd.rating in (1, 2)
+        unhappy = "市民不满意" if self.locale == "zh-CN" else "citizen not satisfied"
+        body = ActionBody(satisfaction=cmd.rating, reason=None if satisfied else unhappy)
+        action = Action.close if satisfied else Action.reopen
+        ticket = await service.act(self.rt, self.session, CITIZEN, ticket.reference, action, body)
+        if satisfied:
+            return ticket.reference, self.say("rated", ref_grouped=grouped(ticket.reference))
+        catalogue = await self.rt.catalogue()
+        dept = catalogue.dept_by_id.get(ticket.department_id or -1)
+        name = (dept.name_zh if self.locale == "zh-CN" else dept.name_en) if dept else ""
+        return ticket.reference, self.say(
+            "reopened", ref_grouped=grouped(ticket.reference), department=name
+        )
+
+    async def on_text(self, cmd: Command) -> tuple[str | None, str | None]:
+        ticket = await self._open_ticket()
+        if ticket is not None:
+            await self._link_to(ticket)
+            await self._record(ticket, "citizen_message")
+            return ticket.reference, self.say(
+                "message_added", ref_grouped=grouped(ticket.reference)
+            )
+        description = (
+            self.body
+            if len(self.body) <= DESCRIPTION_MAX
+            else self.body[: DESCRIPTION_MAX - 1] + "…"
+        )
+        ticket, _ = await service.open_ticket(
+            self.rt,
+            self.session,
+            TicketCreate(
+                description=description, channel=Channel.sms, phone=self.phone, locale=self.locale
+            ),
+            CITIZEN,
+            citizen_id=self.citizen.id,
+        )
+        await self._link_to(ticket)
+        ref = ticket.reference
+        return ref, self.say(
+            "ticket_received",
+            reference=ref,
+            ref_grouped=grouped(ref),
+            track_url=service.track_url(self.rt, ref),
+        )
+
+    async def _open_ticket(self) -> Ticket | None:
+        window = self.rt.settings.SMS_JOIN_WINDOW_MINUTES
+        if window <= 0:
+            return None
+        since = utcnow() - timedelta(minutes=window)
+        return (
+            await self.session.execute(
+                select(Ticket)
+                .where(
+                    Ticket.citizen_id == self.citizen.id,
+                    Ticket.channel == Channel.sms,
+                    Ticket.status.in_(OPEN_STATES),
+                    Ticket.created_at >= since,
+                )
+                .order_by(Ticket.created_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+
+    async def _link_to(self, ticket: Ticket) -> None:
+        await _link(self.session, self.message_id, self.citizen.id, ticket.id)
+
+    async def _record(self, ticket: Ticket, kind: str) -> None:
+        self.session.add(
             TicketEvent(
                 ticket_id=ticket.id,
-                kind="citizen_message",
+                kind=kind,
                 from_status=ticket.status.value,
                 to_status=ticket.status.value,
                 actor="citizen",
-                data={"message_id": message_id},
+                data={"message_id": self.message_id},
                 public=False,
-                created_at=now,
+                created_at=utcnow(),
             )
         )
-        reply = rt.renderer.render(
-            "sms", "message_added", ticket.locale, {"ref_grouped": grouped(ticket.reference)}
-        )
-        return InboundResult(message_id, ticket.reference, reply)
-
-    ticket, _ = await service.open_ticket(
-        rt,
-        session,
-        TicketCreate(
-            description=body[:DESCRIPTION_MAX], channel=Channel.sms, phone=phone, locale=locale
-        ),
-        CITIZEN,
-        citizen_id=citizen_id,
-    )
-    await _link(session, message_id, citizen_id, ticket.id)
-    reply = rt.renderer.render(
-        "sms",
-        "ticket_received",
-        locale,
-        {
-            "reference": ticket.reference,
-            "ref_grouped": grouped(ticket.reference),
-            "track_url": service.track_url(rt, ticket.reference),
-        },
-    )
-    return InboundResult(message_id, ticket.reference, reply)
 
 
 async def _link(
     session: AsyncSession, message_id: int, citizen_id: int, ticket_id: int | None
 ) -> None:
+    values: dict[str, Any] = {"citizen_id": citizen_id}
+    if ticket_id is not None:
+        values["ticket_id"] = ticket_id
+    await session.execute(update(Message).where(Message.id == message_id).values(**values))
+
+
+async def _over_limit(rt: Runtime, session: AsyncSession, citizen_id: int) -> bool:
+    since = utcnow() - timedelta(seconds=rt.settings.SMS_RATE_WINDOW_SECONDS)
+    count = (
+        await session.execute(
+            select(func.count(Message.id)).where(
+                Message.citizen_id == citizen_id,
+                Message.direction == Direction.inbound,
+                Message.created_at >= since,
+            )
+        )
+    ).scalar_one()
+    return int(count) > rt.settings.SMS_RATE_LIMIT
+
+
+async def _store_reply(
+    rt: Runtime,
+    session: AsyncSession,
+    message_id: int,
+    citizen_id: int,
+    reference: str | None,
+    phone: str,
+    reply: str,
+) -> None:
+    """The answer is part of the thread, and what a retry of the same text gets again."""
+    ticket_id = None
+    if reference:
+        ticket_id = (
+            await session.execute(select(Ticket.id).where(Ticket.reference == reference))
+        ).scalar_one_or_none()
+    now = utcnow()
     await session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(citizen_id=citizen_id, ticket_id=ticket_id)
+        insert_into(session, Message, conflict=("idempotency_key",)),
+        dict(
+            ticket_id=ticket_id,
+            citizen_id=citizen_id,
+            channel=Channel.sms,
+            direction=Direction.outbound,
+            provider="twiml",
+            idempotency_key=f"reply:{message_id}",
+            to_addr=phone,
+            body=reply,
+            template="reply",
+            segments=rt.registry.parts(Channel.sms, reply),
+            status=DeliveryStatus.sent,
+            created_at=now,
+            updated_at=now,
+        ),
     )
 
 
-async def _open_ticket_of(rt: Runtime, session: AsyncSession, citizen_id: int) -> Ticket | None:
-    window = rt.settings.SMS_JOIN_WINDOW_MINUTES
-    if window <= 0:
-        return None
-    since = utcnow() - timedelta(minutes=window)
-    return (
-        await session.execute(
-            select(Ticket)
-            .where(
-                Ticket.citizen_id == citizen_id,
-                Ticket.channel == Channel.sms,
-                Ticket.status.in_(OPEN_STATES),
-                Ticket.created_at >= since,
-            )
-            .order_by(Ticket.created_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-
-
-async def _replay(rt: Runtime, session: AsyncSession, msg: InboundMessage) -> InboundResult:
-    """A retry of a text already stored: the same answer, nothing new."""
+async def _replay(session: AsyncSession, msg: InboundMessage) -> InboundResult:
+    """A retry of a text already stored: the first answer again, nothing new."""
     await session.rollback()
-    row = (
+    first = (
         await session.execute(
-            select(Message.id, Ticket.reference, Ticket.locale)
-            .outerjoin(Ticket, Ticket.id == Message.ticket_id)
-            .where(Message.provider == msg.provider, Message.provider_id == msg.provider_id)
+            select(Message.id, Message.ticket_id).where(
+                Message.provider == msg.provider, Message.provider_id == msg.provider_id
+            )
         )
     ).one()
-    ref = row.reference
-    if ref is None:
-        reply = rt.renderer.render("sms", "help", rt.settings.DEFAULT_LOCALE, {})
-    else:
-        reply = rt.renderer.render(
-            "sms",
-            "ticket_received",
-            row.locale,
-            {
-                "reference": ref,
-                "ref_grouped": grouped(ref),
-                "track_url": service.track_url(rt, ref),
-            },
+    answer = (
+        await session.execute(
+            select(Message.body, Message.ticket_id).where(
+                Message.idempotency_key == f"reply:{first.id}"
+            )
         )
-    return InboundResult(row.id, ref, reply, duplicate=True)
+    ).first()
+    ticket_id = answer.ticket_id if answer else first.ticket_id
+    reference = None
+    if ticket_id is not None:
+        reference = (
+            await session.execute(select(Ticket.reference).where(Ticket.id == ticket_id))
+        ).scalar_one_or_none()
+    return InboundResult(first.id, reference, answer.body if answer else None, duplicate=True)

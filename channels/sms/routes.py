@@ -14,10 +14,11 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.inbound import handle_inbound
-from contact.channels import InboundMessage
+from contact.channels import InboundMessage, OutboundMessage
 from contact.errors import Forbidden, field_error
 from contact.models import Channel, utcnow
 from contact.runtime import Runtime
+from contact.schemas import normalize_phone
 
 twilio_router = APIRouter(tags=["sms"])
 dev_router = APIRouter(tags=["dev gateway"])
@@ -55,9 +56,11 @@ async def twilio_inbound(request: Request) -> Response:
     rt = _runtime(request)
     params = await verified_form(request, rt)
     sid = params.get("MessageSid") or params.get("SmsSid")
-    if not sid or not params.get("From"):
-        return _twiml(None)
-    result = await _handle(rt, "twilio", sid, params)
+    if not sid:
+        raise field_error("MessageSid", "required")
+    if not params.get("From"):
+        raise field_error("From", "required")
+    result = await _handle(rt, "twilio", sid[:64], params)
     return _twiml(result["reply"])
 
 
@@ -77,7 +80,7 @@ async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) 
             await rt.commit(session)
         finally:
             rt.discard(session)
-    if provider == "dev" and not result.duplicate:
+    if provider == "dev" and result.reply is not None and not result.duplicate:
         await _record_dev_reply(rt, result.message_id, msg.from_addr, result.reply)
     return {
         "message_id": result.message_id,
@@ -88,9 +91,6 @@ async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) 
 
 async def _record_dev_reply(rt: Runtime, message_id: int, to: str, reply: str) -> None:
     """The dev gateway shows the in-band reply too, as Twilio would have sent it."""
-    from contact.channels import OutboundMessage
-    from contact.schemas import normalize_phone
-
     adapter = rt.registry.get(Channel.sms)
     await adapter.send(
         OutboundMessage(
@@ -111,11 +111,9 @@ async def dev_sms(request: Request) -> JSONResponse:
     params = {k: str(v) for k, v in form.items()}
     if not params.get("From"):
         raise field_error("From", "required: the sender's phone number")
-    from contact.schemas import normalize_phone
-
     try:
         normalize_phone(params["From"], rt.settings.DEFAULT_REGION)
     except ValueError as exc:
         raise field_error("From", str(exc)) from None
-    sid = params.get("MessageSid") or "SMDEV" + secrets.token_hex(16)
+    sid = (params.get("MessageSid") or "SMDEV" + secrets.token_hex(16))[:64]
     return JSONResponse(await _handle(rt, "dev", sid, params))
