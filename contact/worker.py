@@ -68,7 +68,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     try:
         if burst:  # also deliver what no nudge pointed at
             loop.run_until_complete(tasks.sweep_outbox_async(runtime))
-        worker.work(burst=burst, with_scheduler=False)
+        # The scheduler runs jobs retried with a delay (media downloads).
+        worker.work(burst=burst, with_scheduler=not burst)
     finally:
         if cron is not None:
             cron.terminate()

@@ -33,6 +33,7 @@ from contact.channels import InboundMessage
 from contact.db import insert_into
 from contact.lifecycle import OPEN_STATES, Action
 from contact.models import (
+    Attachment,
     Channel,
     Citizen,
     DeliveryStatus,
@@ -190,6 +191,8 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
     if citizen.blocked or await _over_limit(rt, session, citizen_id):
         return InboundResult(message_id, None, None)
 
+    if not body and msg.media:  # a photo alone is a report too
+        body = "（彩信图片）" if locale == "zh-CN" else "(photo)"
     conversation = Conversation(rt, session, citizen, phone, locale, message_id, body)
     reference, reply = await conversation.answer(parse(body))
     if reply is not None:
@@ -372,6 +375,12 @@ async def _link(
     values: dict[str, Any] = {"citizen_id": citizen_id}
     if ticket_id is not None:
         values["ticket_id"] = ticket_id
+        # Media fetched before the text found its ticket follow it there.
+        await session.execute(
+            update(Attachment)
+            .where(Attachment.message_id == message_id)
+            .values(ticket_id=ticket_id)
+        )
     await session.execute(update(Message).where(Message.id == message_id).values(**values))
 
 

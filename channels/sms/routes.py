@@ -5,6 +5,7 @@ Both parse a form into an :class:`InboundMessage` and run the same handler.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -14,12 +15,14 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.inbound import handle_inbound
+from channels.sms.media import enqueue_fetch, parse_media
 from contact.channels import InboundMessage, OutboundMessage
 from contact.errors import Forbidden, field_error
 from contact.models import Channel, utcnow
 from contact.runtime import Runtime
 from contact.schemas import normalize_phone
 
+log = logging.getLogger(__name__)
 twilio_router = APIRouter(tags=["sms"])
 dev_router = APIRouter(tags=["dev gateway"])
 
@@ -72,6 +75,7 @@ async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) 
         from_addr=params.get("From", ""),
         to_addr=params.get("To", ""),
         body=params.get("Body", ""),
+        media=parse_media(params),
         received_at=utcnow(),
     )
     async with rt.db.session() as session:
@@ -80,6 +84,13 @@ async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) 
             await rt.commit(session)
         finally:
             rt.discard(session)
+    if msg.media:  # also on a retry: a crash may have come between commit and enqueue
+        try:
+            await enqueue_fetch(rt, result.message_id, msg.media)
+        except Exception:
+            log.warning(
+                "could not schedule the media of message %s", result.message_id, exc_info=True
+            )
     if provider == "dev" and result.reply is not None and not result.duplicate:
         await _record_dev_reply(rt, result.message_id, msg.from_addr, result.reply)
     return {
