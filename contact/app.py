@@ -44,6 +44,7 @@ def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
                 settings.TWILIO_AUTH_TOKEN,
                 settings.TWILIO_FROM_NUMBER,
                 settings.PUBLIC_BASE_URL,
+                db=db,
             )
         )
     else:
@@ -84,6 +85,7 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     from channels.sms.routes import dev_router, twilio_router
+    from channels.sms.status import status_router
     from contact import api, devgateway
 
     @asynccontextmanager
@@ -128,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.api)
     app.include_router(api.realtime)
     app.include_router(twilio_router)
+    app.include_router(status_router)
     if settings.dev_gateway:
         app.include_router(dev_router)
         app.include_router(devgateway.router)

@@ -36,6 +36,7 @@ from contact.notify import Renderer
 
 log = logging.getLogger(__name__)
 OUTBOX = cast(Table, Outbox.__table__)
+UNSETTLED = (DeliveryStatus.queued, DeliveryStatus.sending, DeliveryStatus.failed)
 MESSAGES = cast(Table, Message.__table__)
 PENDING_KEY = "contact.outbox.pending"
 
@@ -261,6 +262,16 @@ class Deliverer:
 
     async def _record_sent(self, sent: list[tuple[Outbox, int, DeliveryReceipt]]) -> None:
         now = utcnow()
+        rows = [
+            {
+                "mid": mid,
+                "provider": r.provider,
+                "pid": r.provider_id,
+                "st": DeliveryStatus(r.status),
+                "seg": r.segments,
+            }
+            for _, mid, r in sent
+        ]
         async with self.db.session() as s:
             await s.execute(
                 update(MESSAGES)
@@ -268,24 +279,29 @@ class Deliverer:
                 .values(
                     provider=bindparam("provider"),
                     provider_id=bindparam("pid"),
-                    status=bindparam("st"),
                     segments=bindparam("seg"),
+                    error_code=None,
                     updated_at=now,
                 ),
-                [
-                    {
-                        "mid": mid,
-                        "provider": r.provider,
-                        "pid": r.provider_id,
-                        "st": DeliveryStatus(r.status),
-                        "seg": r.segments,
-                    }
-                    for _, mid, r in sent
-                ],
+                rows,
             )
+            # A status callback may already have moved the message on: never backwards.
+            await s.execute(
+                update(MESSAGES)
+                .where(
+                    Message.id == bindparam("mid"),
+                    or_(*(Message.status == st for st in UNSETTLED)),  # executemany: no IN
+                )
+                .values(status=bindparam("st")),
+                [{"mid": r["mid"], "st": r["st"]} for r in rows],
+            )
+            # Only rows still claimed: a callback may have scheduled a retry meanwhile.
             await s.execute(
                 update(OUTBOX)
-                .where(Outbox.id.in_([row.id for row, _, _ in sent]))
+                .where(
+                    Outbox.id.in_([row.id for row, _, _ in sent]),
+                    Outbox.status == OutboxStatus.sending,
+                )
                 .values(status=OutboxStatus.sent, sent_at=now, lease_until=None, last_error=None)
             )
             await s.commit()
