@@ -71,3 +71,22 @@ class TestSignature:
         r = twilio_client.post(URL, data=form, headers=headers)
         assert r.status_code == 403 and r.json()["error"] == "bad_signature"
         assert tickets_from(twilio_client, form["From"]) == 0
+
+
+class TestOddWebhooks:
+    def test_a_malformed_from_is_stored_and_not_answered(self, twilio_client: TestClient) -> None:
+        form = {**payload(), "From": "NOT-A-NUMBER", "MessageSid": "SM" + "d" * 32}
+        r = twilio_client.post(URL, data=form, headers=signed(form))
+        assert r.status_code == 200 and "<Message>" not in r.text
+        again = twilio_client.post(URL, data=form, headers=signed(form))
+        assert again.status_code == 200  # a retry is harmless too
+
+    def test_missing_fields_are_a_clear_422_and_nothing_stored(
+        self, twilio_client: TestClient
+    ) -> None:
+        form = payload()
+        for field in ("MessageSid", "SmsSid", "SmsMessageSid"):
+            form.pop(field, None)
+        r = twilio_client.post(URL, data=form, headers=signed(form))
+        assert r.status_code == 422 and "MessageSid" in r.json()["fields"]
+        assert tickets_from(twilio_client, form["From"]) == 0
