@@ -4,9 +4,14 @@
    ``INSERT ... RETURNING`` + ``COMMIT`` per POST on the local PostgreSQL;
 2. intake: ``contact serve --workers 2`` plus one ``contact worker`` against a fresh,
    migrated, demo-seeded database, POST /api/v1/tickets as ``agent1``;
-3. peak RSS of every server and worker process during the intake phase.
+3. webhook: signed Twilio inbound-SMS webhooks (``POST /channels/sms/twilio/inbound``)
+   on a new ``contact serve --workers 2`` + ``contact worker`` with a Twilio auth token
+   (the SMS gateway stays ``dev``), same database: closed loop for the peak, then an
+   open loop at half the peak rate for the latency a steady load sees;
+4. peak RSS of every server and worker process during the intake and webhook phases.
 
-The same load client (wrk when installed) drives both phases at the same concurrency.
+The same load client (wrk when installed) drives every closed loop at the same
+concurrency; the open loop is the asyncio client (wrk cannot pace requests).
 Everything runs on 127.0.0.1; every process started here is stopped on exit.
 """
 
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +29,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,16 +37,19 @@ from typing import Any
 import psycopg
 
 try:
-    import psutil  # noqa: F401 - checked here for a clear message
+    import psutil
 except ImportError:  # pragma: no cover
     raise SystemExit("bench: psutil is missing; .venv/bin/python -m pip install psutil") from None
 
-from bench.bodies import ServiceRow, make_bodies
+from bench.bodies import ServiceRow, make_bodies, make_texts
 from bench.cpu import CpuMeter
 from bench.limit_app import SCRATCH_DDL
 from bench.load import Load, LoadResult
 from bench.memory import MemorySampler
 from bench.procs import Group, free_port, wait_http
+from bench.webhook import PATH as WEBHOOK_PATH
+from bench.webhook import OpenLoopResult, SignedForms, run_closed_python, run_open
+from bench.webhook import run_wrk as run_webhook_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -54,6 +65,8 @@ OUT = ROOT / "var" / "bench.json"
 LIMIT_GOAL = 0.50  # intake throughput as a share of the limit
 P99_GOAL_MS = 100.0
 RSS_GOAL_MB = 300.0
+WEBHOOK_LIMIT_GOAL = 0.40  # signed webhooks per second as a share of the limit
+WEBHOOK_P99_GOAL_MS = 50.0  # at half the peak rate (open loop)
 
 
 def say(msg: str) -> None:
@@ -231,6 +244,215 @@ def intake_phase(
         group.stop("worker")
 
 
+@dataclass
+class WebhookRun:
+    closed: LoadResult
+    open: OpenLoopResult | None
+    sampler: MemorySampler
+    counts: dict[str, Any]
+    signed: int
+    signing_s: float
+    worker_cores: list[float]  # CPU cores used by each server worker in the closed loop
+    exceptions: tuple[int, str | None]  # unhandled in the server log: count, first
+    stalled: int  # PostgreSQL sessions idle in transaction > 5 s after a load run
+
+
+def stalled_sessions(older_than_s: float = 5.0) -> int:
+    """PostgreSQL sessions of the bench database idle in a transaction for a while:
+    requests that hold a pooled connection and wait for something else."""
+    with psycopg.connect(DB_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            " AND state = 'idle in transaction'"
+            " AND now() - state_change > make_interval(secs => %s)",
+            (DB_NAME, older_than_s),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def webhook_counts() -> dict[str, int]:
+    with psycopg.connect(DB_URL) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE provider = 'twilio'),"
+            " count(*) FILTER (WHERE provider = 'twiml') FROM messages"
+        ).fetchone()
+        tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()
+        outbox = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'sent') FROM outbox"
+        ).fetchone()
+    assert row and tickets and outbox
+    return {
+        "texts": row[0],
+        "replies": row[1],
+        "tickets": tickets[0],
+        "outbox": outbox[0],
+        "outbox_unsent": outbox[1],
+    }
+
+
+def closed_webhooks(
+    load: Load, port: int, reqs: list[bytes], duration: float, args: argparse.Namespace
+) -> LoadResult:
+    if load.kind == "wrk":
+        return run_webhook_wrk(
+            HOST,
+            port,
+            reqs,
+            load.workdir,
+            connections=args.connections,
+            threads=args.threads,
+            duration=duration,
+            procs=load.procs,
+        )
+    return run_closed_python(HOST, port, reqs, connections=args.connections, duration=duration)
+
+
+def server_workers(server: int) -> list[psutil.Process]:
+    """The uvicorn worker processes of ``contact serve --workers N`` (not the resource tracker)."""
+    try:
+        kids = psutil.Process(server).children()
+        return [p for p in kids if "spawn_main" in " ".join(p.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> list[float]:
+    out = []
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out.append(t.user + t.system)
+        except psutil.Error:
+            out.append(0.0)
+    return out
+
+
+def server_exceptions(group: Group, name: str) -> tuple[int, str | None]:
+    """Unhandled exceptions in a server's log: how many, and the first one's last line."""
+    path = group.logdir / f"{name}.log"
+    if not path.exists():
+        return 0, None
+    lines = path.read_text("utf-8", "replace").splitlines()
+    count, first = 0, None
+    for i, line in enumerate(lines):
+        if "Exception in ASGI application" not in line:
+            continue
+        count += 1
+        if first is None:
+            tail = [x for x in lines[i + 1 :] if x and not x.startswith((" ", "Traceback"))]
+            first = tail[0] if tail else line
+    return count, first
+
+
+def py_spy(group: Group, workers: list[psutil.Process], seconds: float) -> list[str]:
+    """``py-spy record`` each server worker for ``seconds`` (raw collapsed stacks in var/)."""
+    names = []
+    for n, proc in enumerate(workers, 1):
+        out = OUT.parent / f"bench-webhook-worker{n}.txt"
+        name = f"py-spy-{n}"
+        group.start(
+            name,
+            [
+                str(BIN / "py-spy"),
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--duration",
+                str(max(1, round(seconds))),
+                "--rate",
+                "100",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            dict(os.environ),
+            ROOT,
+        )
+        names.append(name)
+    return names
+
+
+def webhook_phase(
+    group: Group, load: Load, args: argparse.Namespace, limit_rps: float, texts: list[str]
+) -> WebhookRun:
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    token = secrets.token_hex(16)
+    env = contact_env()
+    env.update(CONTACT_TWILIO_AUTH_TOKEN=token, CONTACT_PUBLIC_BASE_URL=base)
+    forms = SignedForms(token, base, f"{HOST}:{port}", texts)
+    before = webhook_counts()
+    server = group.start(
+        "webhook-server",
+        [str(BIN / "contact"), "serve", "--host", HOST, "--port", str(port), "--workers", "2"],
+        env,
+        ROOT,
+    )
+    worker = group.start("webhook-worker", [str(BIN / "contact"), "worker"], env, ROOT)
+    sampler = MemorySampler({"server": server, "worker": worker})
+    sampler.start()
+    spies: list[str] = []
+    try:
+        # Signed while the server boots: enough for the warm-up even at the limit's rate.
+        ceiling = max(limit_rps, 100.0) * 1.1
+        warm_reqs = forms.batch(math.ceil(ceiling * args.warmup) + args.connections)
+        wait_http(f"{base}/readyz", group, "webhook-server")
+        warm = closed_webhooks(load, port, warm_reqs, args.warmup, args)
+        if warm.errors:
+            say(f"  warm-up: {warm.errors} errors, first: {warm.first_error}")
+        # Enough unique requests for the measured run at up to 3x the warm-up's rate.
+        rate = min(ceiling, max(3 * warm.rps, 300.0))
+        reqs = forms.batch(math.ceil(rate * args.duration) + args.connections)
+        checkpoint()
+        groups = {"server": CpuMeter.tree(server), "worker": CpuMeter.tree(worker)}
+        groups["postgres"] = CpuMeter.postgres(DB_NAME)
+        groups["redis"] = CpuMeter.named("redis-server")
+        meter = CpuMeter(groups)
+        workers = server_workers(server)
+        if args.profile:
+            spies = py_spy(group, workers, args.duration - 1)
+        meter.start()
+        cpu0, t0 = cpu_seconds(workers), time.monotonic()
+        closed = closed_webhooks(load, port, reqs, args.duration, args)
+        cpu1, t1 = cpu_seconds(workers), time.monotonic()
+        spent = meter.stop()
+        cores = [round((b - a) / (t1 - t0), 2) for a, b in zip(cpu0, cpu1, strict=True)]
+        stalled = stalled_sessions()
+        spent["client"] = closed.client_cpu_s
+        if closed.requests:
+            closed.cpu_ms_per_request = {
+                k: round(1000 * v / closed.requests, 3) for k, v in spent.items()
+            }
+        say(f"  closed loop: {closed.rps:.0f} req/s")
+        opened: OpenLoopResult | None = None
+        if closed.rps > 0:
+            half = closed.rps / 2
+            open_reqs = forms.batch(math.ceil(half * args.open_duration))
+            checkpoint()
+            say(f"  open loop at {half:.0f} req/s for {args.open_duration:.0f} s ...")
+            opened = run_open(HOST, port, open_reqs, rate=half, connections=args.connections)
+            stalled = max(stalled, stalled_sessions())
+        sampler.sample()
+        for name in ("webhook-server", "webhook-worker"):
+            if not group.alive(name):
+                say(f"  {name} died during the run:\n{group.log_tail(name)}")
+        after = webhook_counts()
+        counts = {k: after[k] - before[k] for k in after if k != "outbox_unsent"}
+        counts["outbox_unsent_at_end"] = after["outbox_unsent"]
+        group.stop("webhook-server")  # then its log holds what the stuck requests ended in
+        errors = server_exceptions(group, "webhook-server")
+        return WebhookRun(
+            closed, opened, sampler, counts, forms.made, forms.seconds, cores, errors, stalled
+        )
+    finally:
+        sampler.stop()
+        for name in spies:
+            group.wait(name, 15)
+        group.stop("webhook-server")
+        group.stop("webhook-worker")
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -238,8 +460,115 @@ def mb(n: int) -> float:
     return n / (1024 * 1024)
 
 
+def memory_report(title: str, sampler: MemorySampler) -> dict[str, Any]:
+    peaks = sampler.labelled()
+    worst = max((p.rss for _, p in peaks), default=0)
+    parts = ", ".join(f"{label} {mb(p.rss):.0f} MB" for label, p in peaks)
+    mem_ok = mb(worst) < RSS_GOAL_MB
+    say(
+        f"{title}: {parts} (goal < {RSS_GOAL_MB:.0f} MB each"
+        f"{'' if mem_ok else ', MISSED'}; {sampler.samples} samples)"
+    )
+    return {
+        "goal_mb": RSS_GOAL_MB,
+        "samples": sampler.samples,
+        "goal_met": mem_ok,
+        "processes": [
+            {"label": label, "pid": p.pid, "peak_rss_mb": round(mb(p.rss), 1), "cmd": p.cmd}
+            for label, p in peaks
+        ],
+    }
+
+
+def cpu_line(name: str, res: LoadResult) -> None:
+    cpu = res.cpu_ms_per_request
+    if cpu:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+        say(
+            f"  cpu per request ({name}): {parts} = {sum(cpu.values()):.2f} ms "
+            f"(2 cores give 2000 ms per second)"
+        )
+
+
+def goal(ok: bool) -> str:
+    return "" if ok else ", MISSED"
+
+
+def webhook_report(limit: LoadResult, run: WebhookRun) -> dict[str, Any]:
+    closed, opened = run.closed, run.open
+    ratio = closed.rps / limit.rps if limit.rps else 0.0
+    rps_ok = ratio >= WEBHOOK_LIMIT_GOAL
+    say(
+        f"webhook POST {WEBHOOK_PATH} (signed, PostgreSQL + Redis, 2 workers): "
+        f"{closed.rps:.0f} req/s = {ratio:.0%} of limit "
+        f"(goal >= {WEBHOOK_LIMIT_GOAL:.0%}{goal(rps_ok)}), p50 {closed.p50_ms:.1f} ms, "
+        f"p99 {closed.p99_ms:.1f} ms (closed loop), errors {closed.errors}"
+    )
+    if closed.first_error:
+        say(f"  first webhook error: {closed.first_error}")
+    if closed.socket_errors:
+        say(f"  webhook socket errors: {closed.socket_errors}")
+    p99_ok = False
+    if opened is not None:
+        p99_ok = opened.p99_ms < WEBHOOK_P99_GOAL_MS and not opened.errors
+        say(
+            f"  at half the peak ({opened.target_rps:.0f} req/s open loop, "
+            f"{opened.duration_s:.0f} s, {opened.achieved_rps:.0f} req/s served): "
+            f"p50 {opened.p50_ms:.1f} ms, p90 {opened.p90_ms:.1f} ms, "
+            f"p99 {opened.p99_ms:.1f} ms (goal < {WEBHOOK_P99_GOAL_MS:.0f} ms{goal(p99_ok)}), "
+            f"max {opened.max_ms:.0f} ms, errors {opened.errors}"
+            + (f" (p99 of the answered {opened.p99_answered_ms:.1f} ms)" if opened.errors else "")
+            + "; "
+            f"{opened.waited_for_connection} found all {opened.connections} connections busy"
+        )
+        if opened.first_error:
+            say(f"  first open-loop error: {opened.first_error}")
+    cpu_line("webhook", closed)
+    say(
+        "  server workers in the closed loop: "
+        + ", ".join(f"worker {n} {c:.2f} cores" for n, c in enumerate(run.worker_cores, 1))
+    )
+    if run.stalled:
+        say(
+            f"  stalled: {run.stalled} PostgreSQL sessions idle in transaction for > 5 s "
+            "after a load run (requests holding a pooled connection, waiting on something else)"
+        )
+    count, first = run.exceptions
+    if count:
+        say(f"  server log: {count} unhandled exceptions, first: {first}")
+    memory = memory_report("memory peak RSS (webhook phase)", run.sampler)
+    c = run.counts
+    replayed = closed.counts.get("replayed", 0)
+    say(
+        f"  check: {c['texts']} texts stored, {c['replies']} TwiML replies, {c['tickets']} "
+        f"tickets opened; {closed.counts.get('unanswered', 0)} closed-loop answers without a "
+        f"<Message>; {run.signed} requests signed in {run.signing_s:.1f} s"
+        + (f"; {replayed} sent twice (ran out of signed requests)" if replayed else "")
+    )
+    return {
+        "name": f"POST {WEBHOOK_PATH} (signed Twilio inbound SMS, PostgreSQL + Redis, 2 workers)",
+        **closed.as_dict(),
+        "ratio_to_limit": round(ratio, 4),
+        "goal_ratio": WEBHOOK_LIMIT_GOAL,
+        "half_peak": opened.as_dict() if opened else None,
+        "goal_p99_ms_at_half_peak": WEBHOOK_P99_GOAL_MS,
+        "goal_met": rps_ok and p99_ok,
+        "signed_requests": run.signed,
+        "server_worker_cores": run.worker_cores,
+        "server_exceptions": {"count": run.exceptions[0], "first": run.exceptions[1]},
+        "stalled_pg_sessions": run.stalled,
+        "database": run.counts,
+        "memory": memory,
+    }
+
+
 def report(
-    client: str, limit: LoadResult, intake: LoadResult, sampler: MemorySampler, counts: Any
+    client: str,
+    limit: LoadResult,
+    intake: LoadResult,
+    sampler: MemorySampler,
+    counts: Any,
+    webhook: WebhookRun | None,
 ) -> dict[str, Any]:
     ratio = intake.rps / limit.rps if limit.rps else 0.0
     rps_ok = ratio >= LIMIT_GOAL
@@ -252,9 +581,9 @@ def report(
     )
     say(
         f"intake POST /api/v1/tickets (PostgreSQL, 2 workers): {intake.rps:.0f} req/s = "
-        f"{ratio:.0%} of limit (goal >= {LIMIT_GOAL:.0%}{'' if rps_ok else ', MISSED'}), "
+        f"{ratio:.0%} of limit (goal >= {LIMIT_GOAL:.0%}{goal(rps_ok)}), "
         f"p50 {intake.p50_ms:.1f} ms, p99 {intake.p99_ms:.1f} ms "
-        f"(goal < {P99_GOAL_MS:.0f} ms{'' if p99_ok else ', MISSED'}), errors {intake.errors}"
+        f"(goal < {P99_GOAL_MS:.0f} ms{goal(p99_ok)}), errors {intake.errors}"
     )
     for name, res in (("limit", limit), ("intake", intake)):
         if res.first_error:
@@ -262,27 +591,14 @@ def report(
         if res.socket_errors:
             say(f"  {name} socket errors: {res.socket_errors}")
     for name, res in (("limit", limit), ("intake", intake)):
-        cpu = res.cpu_ms_per_request
-        if cpu:
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
-            say(
-                f"  cpu per request ({name}): {parts} = {sum(cpu.values()):.2f} ms "
-                f"(2 cores give 2000 ms per second)"
-            )
-    peaks = sampler.labelled()
-    worst = max((p.rss for _, p in peaks), default=0)
-    parts = ", ".join(f"{label} {mb(p.rss):.0f} MB" for label, p in peaks)
-    mem_ok = mb(worst) < RSS_GOAL_MB
-    say(
-        f"memory peak RSS: {parts} (goal < {RSS_GOAL_MB:.0f} MB each"
-        f"{'' if mem_ok else ', MISSED'}; {sampler.samples} samples)"
-    )
+        cpu_line(name, res)
+    memory = memory_report("memory peak RSS", sampler)
     outbox = counts.get("outbox", {})
     say(
         f"  check: {counts.get('tickets', 0)} tickets in the database; SMS acknowledgements "
         f"at the end of the run: " + ", ".join(f"{k} {v}" for k, v in sorted(outbox.items()))
     )
-    return {
+    result: dict[str, Any] = {
         "client": client,
         "limit": {"name": "bare ASGI INSERT+COMMIT (2 workers)", **limit.as_dict()},
         "intake": {
@@ -294,16 +610,11 @@ def report(
             "goal_met": rps_ok and p99_ok,
             "database": counts,
         },
-        "memory": {
-            "goal_mb": RSS_GOAL_MB,
-            "samples": sampler.samples,
-            "goal_met": mem_ok,
-            "processes": [
-                {"label": label, "pid": p.pid, "peak_rss_mb": round(mb(p.rss), 1), "cmd": p.cmd}
-                for label, p in peaks
-            ],
-        },
+        "memory": memory,
     }
+    if webhook is not None:
+        result["webhook"] = webhook_report(limit, webhook)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,6 +624,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=32, help="concurrent connections")
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
+    p.add_argument(
+        "--open-duration", type=float, default=10.0, help="seconds of the half-peak open loop"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy each webhook server worker during its closed loop (var/bench-webhook-*)",
+    )
     args = p.parse_args(argv)
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -326,7 +645,9 @@ def main(argv: list[str] | None = None) -> int:
             fresh_database()
             flush_redis()
             migrate_and_seed()
-            bodies = make_bodies(catalogue_services())
+            services = catalogue_services()
+            bodies = make_bodies(services)
+            texts = make_texts(services)
             load = Load(
                 args.client,
                 bodies,
@@ -341,7 +662,9 @@ def main(argv: list[str] | None = None) -> int:
             say("phase 2: intake (contact serve --workers 2 + contact worker) ...")
             intake, sampler, counts = intake_phase(group, load, args)
             say(f"  {intake.rps:.0f} req/s")
-            result = report(load.name, limit, intake, sampler, counts)
+            say("phase 3: signed Twilio SMS webhooks (contact serve --workers 2 + worker) ...")
+            webhook = webhook_phase(group, load, args, limit.rps, texts)
+            result = report(load.name, limit, intake, sampler, counts, webhook)
             result["elapsed_s"] = round(time.monotonic() - started, 1)
             OUT.parent.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")

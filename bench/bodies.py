@@ -118,3 +118,16 @@ def fill_phone(body: str, rng: random.Random) -> str:
     if after is None:
         return before
     return f"{before}{rng.randrange(10**8):08d}{after}"
+
+
+def make_texts(services: list[ServiceRow], n: int = 500, seed: int = 54321) -> list[str]:
+    """``n`` complaint texts as citizens send them by SMS (the descriptions above)."""
+    rng = random.Random(seed)
+    places = _places()
+    texts: list[str] = []
+    for _ in range(n):
+        _, place = rng.choice(places)
+        svc = rng.choice(services) if services and rng.random() < 0.7 else None
+        zh_keywords = [k for k in (svc.keywords if svc else ()) if not k.isascii()]
+        texts.append(_description(rng, rng.choice(zh_keywords or GENERIC), place))
+    return texts

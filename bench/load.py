@@ -37,9 +37,12 @@ class LoadResult:
     socket_errors: dict[str, int] = field(default_factory=dict)
     cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
     client_cpu_s: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)  # phase-specific tallies
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
+        if not d["counts"]:
+            del d["counts"]
         for key in ("rps", "p50_ms", "p99_ms", "client_cpu_s"):
             d[key] = round(d[key], 2)
         return d

@@ -88,6 +88,15 @@ class Group:
         if self.subreaper and not self._reap_group(proc.pid):
             self.leftovers.append(name)
 
+    def wait(self, name: str, timeout: float) -> None:
+        """Give ``name`` up to ``timeout`` seconds to end by itself, then stop it."""
+        proc = self.procs.get(name)
+        if proc is None:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+        self.stop(name)
+
     def _reap_group(self, pgid: int, timeout: float = 5.0) -> bool:
         """Wait until no process of group ``pgid`` is left, reaping the ones we adopted."""
         deadline = time.monotonic() + timeout

@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt = build_runtime(settings)
         app.state.runtime = rt
         await rt.bus.start()
+        await rt.warm()
         await rt.jobs.start(rt)
         try:
             yield

@@ -73,6 +73,7 @@ class Runtime:
     _calendar: tuple[float, BusinessCalendar] | None = None
     _policies: tuple[float, dict[int, PolicyInfo]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _refreshing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -117,20 +118,56 @@ class Runtime:
     # ------------------------------------------------------------ cached reference data
 
     def invalidate(self) -> None:
-        self._catalogue = self._calendar = self._policies = None
+        """Reload the catalogue, calendar and policies soon (after an admin change)."""
+        for attr in ("_catalogue", "_calendar", "_policies"):
+            entry = getattr(self, attr)
+            if entry is not None:
+                setattr(self, attr, (float("-inf"), entry[1]))
 
     async def _cached(self, attr: str, load: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+        """The cached value; a stale one is served while a background task reloads it.
+
+        Requests never wait for a reload: one that holds a pooled connection and waited
+        for another to reload the cache could starve the pool under load.
+        """
         entry = getattr(self, attr)
-        if entry is not None and time.monotonic() - entry[0] < self.cache_seconds:
+        if entry is not None:
+            if time.monotonic() - entry[0] >= self.cache_seconds:
+                self._refresh_soon(attr, load)
             return entry[1]
-        async with self._lock:
+        async with self._lock:  # the first load only (start-up warms every cache)
             entry = getattr(self, attr)
-            if entry is not None and time.monotonic() - entry[0] < self.cache_seconds:
-                return entry[1]
-            async with self.db.session() as s:
-                value = await load(s)
-            setattr(self, attr, (time.monotonic(), value))
-            return value
+            if entry is None:
+                entry = (time.monotonic(), await self._load(load))
+                setattr(self, attr, entry)
+            return entry[1]
+
+    async def _load(self, load: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+        async with self.db.session() as s:
+            return await load(s)
+
+    def _refresh_soon(self, attr: str, load: Callable[[AsyncSession], Awaitable[Any]]) -> None:
+        if attr in self._refreshing:
+            return
+
+        async def refresh() -> None:
+            try:
+                setattr(self, attr, (time.monotonic(), await self._load(load)))
+            except Exception:  # keep serving the last good value
+                log.warning("reloading %s failed", attr.strip("_"), exc_info=True)
+            finally:
+                self._refreshing.pop(attr, None)
+
+        self._refreshing[attr] = asyncio.get_running_loop().create_task(refresh())
+
+    async def warm(self) -> None:
+        """Load every cache before serving; a database not up yet is reported, not fatal."""
+        try:
+            await self.catalogue()
+            await self.calendar()
+            await self.policies()
+        except Exception:
+            log.warning("could not load the catalogue at start-up", exc_info=True)
 
     async def catalogue(self) -> Catalogue:
         return await self._cached("_catalogue", _load_catalogue)  # type: ignore[no-any-return]

@@ -23,9 +23,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import service
@@ -49,6 +49,8 @@ from contact.reference import grouped, is_valid, normalize
 from contact.runtime import Runtime
 from contact.schemas import DESCRIPTION_MAX, ActionBody, TicketCreate, normalize_phone
 
+MESSAGES = cast(Table, Message.__table__)
+ATTACHMENTS = cast(Table, Attachment.__table__)
 MESSAGE_MAX = 20_000  # what is kept of one text (Twilio's own limit is 1,600)
 
 STOP_WORDS = frozenset(
@@ -187,16 +189,18 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
     if detected and citizen.locale != detected:
         citizen.locale = detected
     locale = citizen.locale
-    await _link(session, message_id, citizen_id, None)
     if citizen.blocked or await _over_limit(rt, session, citizen_id):
+        await _link(session, message_id, citizen_id, None, media=False)
         return InboundResult(message_id, None, None)
 
     if not body and msg.media:  # a photo alone is a report too
         body = "（彩信图片）" if locale == "zh-CN" else "(photo)"
     conversation = Conversation(rt, session, citizen, phone, locale, message_id, body)
     reference, reply = await conversation.answer(parse(body))
+    ticket_id = conversation.ticket_id
+    await _link(session, message_id, citizen_id, ticket_id, media=bool(msg.media))
     if reply is not None:
-        await _store_reply(rt, session, message_id, citizen_id, reference, phone, reply)
+        await _store_reply(rt, session, message_id, citizen_id, ticket_id, phone, reply)
     return InboundResult(message_id, reference, reply)
 
 
@@ -223,6 +227,7 @@ class Conversation:
     locale: str
     message_id: int
     body: str
+    ticket_id: int | None = None  # the ticket this text ends up in
 
     def say(self, template: str, **ctx: Any) -> str:
         return self.rt.renderer.render("sms", template, self.locale, ctx)
@@ -352,7 +357,7 @@ class Conversation:
         ).scalar_one_or_none()
 
     async def _link_to(self, ticket: Ticket) -> None:
-        await _link(self.session, self.message_id, self.citizen.id, ticket.id)
+        self.ticket_id = ticket.id
 
     async def _record(self, ticket: Ticket, kind: str) -> None:
         self.session.add(
@@ -370,18 +375,19 @@ class Conversation:
 
 
 async def _link(
-    session: AsyncSession, message_id: int, citizen_id: int, ticket_id: int | None
+    session: AsyncSession, message_id: int, citizen_id: int, ticket_id: int | None, *, media: bool
 ) -> None:
-    values: dict[str, Any] = {"citizen_id": citizen_id}
-    if ticket_id is not None:
-        values["ticket_id"] = ticket_id
-        # Media fetched before the text found its ticket follow it there.
+    await session.execute(
+        update(MESSAGES)
+        .where(Message.id == message_id)
+        .values(citizen_id=citizen_id, ticket_id=ticket_id)
+    )
+    if media and ticket_id is not None:  # media fetched already follow the text to its ticket
         await session.execute(
-            update(Attachment)
+            update(ATTACHMENTS)
             .where(Attachment.message_id == message_id)
             .values(ticket_id=ticket_id)
         )
-    await session.execute(update(Message).where(Message.id == message_id).values(**values))
 
 
 async def _over_limit(rt: Runtime, session: AsyncSession, citizen_id: int) -> bool:
@@ -395,7 +401,7 @@ async def _over_limit(rt: Runtime, session: AsyncSession, citizen_id: int) -> bo
             )
         )
     ).scalar_one()
-    return int(count) > rt.settings.SMS_RATE_LIMIT
+    return int(count) + 1 > rt.settings.SMS_RATE_LIMIT  # this text is not linked yet
 
 
 async def _store_reply(
@@ -403,16 +409,11 @@ async def _store_reply(
     session: AsyncSession,
     message_id: int,
     citizen_id: int,
-    reference: str | None,
+    ticket_id: int | None,
     phone: str,
     reply: str,
 ) -> None:
     """The answer is part of the thread, and what a retry of the same text gets again."""
-    ticket_id = None
-    if reference:
-        ticket_id = (
-            await session.execute(select(Ticket.id).where(Ticket.reference == reference))
-        ).scalar_one_or_none()
     now = utcnow()
     await session.execute(
         insert_into(session, Message, conflict=("idempotency_key",)),
