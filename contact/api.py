@@ -463,6 +463,11 @@ async def service_detail(session: DbSession, principal: CurrentPrincipal, code: 
     return _service_read(row[0], row[1])
 
 
+def _require_supervisor(principal: Principal) -> None:
+    if not principal.supervisor:
+        raise Forbidden("supervisors and admins only")
+
+
 def _require_admin(principal: Principal) -> None:
     if principal.actor.value != Role.admin.value:
         raise Forbidden("admins only")
@@ -470,8 +475,7 @@ def _require_admin(principal: Principal) -> None:
 
 @api.get("/users", response_model=list[UserRead], tags=["users"])
 async def users(session: DbSession, principal: CurrentPrincipal) -> list[UserRead]:
-    if not principal.supervisor:
-        raise Forbidden("supervisors and admins only")
+    _require_supervisor(principal)
     rows = await session.execute(
         select(User, Department.code)
         .outerjoin(Department, Department.id == User.department_id)
@@ -520,8 +524,7 @@ async def outbox_rows(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[OutboxRead]:
     """Notifications and their delivery state; ``status=dead`` lists the dead letters."""
-    if not principal.supervisor:
-        raise Forbidden("supervisors and admins only")
+    _require_supervisor(principal)
     stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
     if status_:
         stmt = stmt.where(Outbox.status == status_)
@@ -548,8 +551,7 @@ async def retry_outbox(
     rt: RuntimeDep, session: DbSession, principal: CurrentPrincipal, outbox_id: int
 ) -> OutboxRead:
     """Send a dead letter again (after fixing its cause)."""
-    if not principal.supervisor:
-        raise Forbidden("supervisors and admins only")
+    _require_supervisor(principal)
     result = await session.execute(
         update(Outbox)
         .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.dead)
@@ -571,8 +573,7 @@ async def block_number(
     rt: RuntimeDep, session: DbSession, principal: CurrentPrincipal, body: BlockBody
 ) -> CitizenRead:
     """Block (or unblock) a number: its texts are stored and never answered."""
-    if not principal.supervisor:
-        raise Forbidden("supervisors and admins only")
+    _require_supervisor(principal)
     citizen_id = await service.citizen_for_phone(session, body.phone, rt.settings.DEFAULT_LOCALE)
     citizen = await session.get(Citizen, citizen_id)
     assert citizen is not None

@@ -306,19 +306,52 @@ class Deliverer:
             )
             await s.commit()
 
+    def next_try(self, attempts: int, permanent: bool) -> tuple[bool, datetime]:
+        """The retry policy: (dead?, when to try again) after ``attempts`` failed."""
+        dead = permanent or attempts >= self.max_attempts
+        return dead, utcnow() + timedelta(seconds=self.backoff * (2 ** max(attempts - 1, 0)))
+
+    async def retry_later(
+        self, s: AsyncSession, row: Outbox, *, permanent: bool, error: str
+    ) -> str | None:
+        """The provider accepted this row's message, then reported it failed (a delivery
+        receipt): try again later, or give up. Runs in the caller's transaction; only a
+        ``sent`` row still at the same attempt moves (compare-and-set). Returns
+        ``"retry"``, ``"dead"``, or None when someone else moved the row first."""
+        dead, at = self.next_try(row.attempts, permanent)
+        result = await s.execute(
+            update(OUTBOX)
+            .where(
+                Outbox.id == row.id,
+                Outbox.status == OutboxStatus.sent,
+                Outbox.attempts == row.attempts,
+            )
+            .values(
+                status=OutboxStatus.dead if dead else OutboxStatus.pending,
+                next_attempt_at=at,
+                lease_until=None,
+                last_error=error[:1000],
+                sent_at=None,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        outcome = "dead" if dead else "retry"
+        log.warning("outbox %s failed after attempt %s (%s)", row.id, row.attempts, outcome)
+        return outcome
+
     async def _failed(self, row: Outbox, message_id: int, exc: BaseException) -> str:
         permanent = isinstance(exc, DeliveryError) and exc.permanent
         code = exc.code if isinstance(exc, DeliveryError) else None
         error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
-        dead = permanent or row.attempts >= self.max_attempts
-        delay = timedelta(seconds=self.backoff * (2 ** max(row.attempts - 1, 0)))
+        dead, at = self.next_try(row.attempts, permanent)
         async with self.db.session() as s:
             await s.execute(
                 update(Outbox)
                 .where(Outbox.id == row.id)
                 .values(
                     status=OutboxStatus.dead if dead else OutboxStatus.pending,
-                    next_attempt_at=utcnow() + delay,
+                    next_attempt_at=at,
                     lease_until=None,
                     last_error=error[:1000],
                 )

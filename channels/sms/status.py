@@ -20,7 +20,7 @@ made the move acts on it.
 A ``failed`` / ``undelivered`` report for the message's current SID puts its outbox
 row (``sent``) back to ``pending`` with the outbox's backoff, or ``dead`` when the
 error code is permanent (:data:`PERMANENT_CODES`) or the attempts are used up
-(:func:`retry_later`, the local stand-in for a ``Deliverer`` method). The sweeper
+(``Deliverer.retry_later``, the outbox's own retry policy). The sweeper
 sends it again when it is due.
 
 A retry racing a late success (no duplicate SMS)
@@ -73,7 +73,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
@@ -242,13 +241,8 @@ async def apply_status(
             outcome = "moved"
             if status in FAILURES and outbox is not None:
                 outcome = (
-                    await retry_later(
-                        s,
-                        outbox,
-                        max_attempts=rt.settings.OUTBOX_MAX_ATTEMPTS,
-                        backoff_seconds=rt.settings.OUTBOX_BACKOFF_SECONDS,
-                        permanent=is_permanent(code),
-                        error=_describe(status, code),
+                    await rt.deliverer.retry_later(
+                        s, outbox, permanent=is_permanent(code), error=_describe(status, code)
                     )
                     or outcome
                 )
@@ -294,55 +288,6 @@ async def apply_status(
             await s.rollback()
             return "unchanged"
     return outcome
-
-
-async def retry_later(
-    s: Any,
-    row: Outbox,
-    *,
-    max_attempts: int,
-    backoff_seconds: float,
-    permanent: bool,
-    error: str,
-) -> str | None:
-    """Send an accepted message again later: its provider reported it failed.
-
-    Local stand-in for ``Deliverer.retry_later`` (contact/outbox.py), same semantics
-    as ``Deliverer._failed``: the attempt that produced the failed SID has already
-    been counted by its claim; ``dead`` if ``permanent`` or ``attempts >=
-    max_attempts``, else ``pending`` at ``now + backoff * 2**(attempts-1)``. Only a
-    ``sent`` row moves, and only if no one else moved it first (compare-and-set on
-    status and attempts). Returns ``"retry"``, ``"dead"``, or None when nothing moved.
-    """
-    dead = permanent or row.attempts >= max_attempts
-    delay = timedelta(seconds=backoff_seconds * (2 ** max(row.attempts - 1, 0)))
-    result = cast(
-        CursorResult[Any],
-        await s.execute(
-            update(Outbox)
-            .where(
-                Outbox.id == row.id,
-                Outbox.status == OutboxStatus.sent,
-                Outbox.attempts == row.attempts,
-            )
-            .values(
-                status=OutboxStatus.dead if dead else OutboxStatus.pending,
-                next_attempt_at=utcnow() + delay,
-                lease_until=None,
-                last_error=error[:1000],
-                sent_at=None,
-            )
-        ),
-    )
-    if result.rowcount != 1:
-        return None
-    log.warning(
-        "outbox %s: provider reported failure after attempt %s%s",
-        row.id,
-        row.attempts,
-        " (dead)" if dead else "; retrying",
-    )
-    return "dead" if dead else "retry"
 
 
 async def _find(rt: Runtime, sid: str, message_id: int | None) -> Message | None:
