@@ -23,7 +23,7 @@ from contact.errors import ContactError
 from contact.jobs import InProcessJobs, RqJobs
 from contact.models import Channel
 from contact.notify import Renderer
-from contact.runtime import Jobs, Runtime
+from contact.runtime import Jobs, Lane, Runtime
 from contact.settings import Gateway, Settings, get_settings
 
 log = logging.getLogger("contact")
@@ -51,6 +51,8 @@ def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
         registry.register(DevSmsGateway(db, settings.DEV_GATEWAY_LATENCY_MS))
     registry.register_measure(Channel.sms, segments)
     jobs: Jobs = RqJobs(settings.REDIS_URL) if settings.REDIS_URL else InProcessJobs()
+    for lane in lanes():
+        jobs.add_lane(lane)
     return Runtime(
         settings=settings,
         db=db,
@@ -59,6 +61,13 @@ def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
         jobs=jobs,
         renderer=Renderer(settings.DEFAULT_LOCALE),
     )
+
+
+def lanes() -> list[Lane]:
+    """The adapters' durable work, run by the in-process loop or ``contact worker``."""
+    from channels.sms.jobs import INBOUND_LANE
+
+    return [INBOUND_LANE]
 
 
 def _error_response(exc: ContactError) -> JSONResponse:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from contact.runtime import Jobs, Runtime
 
@@ -22,11 +23,15 @@ class InProcessJobs(Jobs):
     """The embedded default: one asyncio task delivers the outbox and runs the SLA scan."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._runtime: Runtime | None = None
 
     async def kick(self, outbox_ids: list[int]) -> None:
+        self._wake.set()
+
+    async def nudge(self, lane: str, ids: list[int]) -> None:
         self._wake.set()
 
     async def start(self, runtime: Runtime) -> None:
@@ -48,6 +53,8 @@ class InProcessJobs(Jobs):
         next_scan = 0.0
         while True:
             try:
+                for lane in self.lanes.values():
+                    await lane.sweep(rt)
                 await tasks.sweep_outbox_async(rt)
                 if time.monotonic() >= next_scan:
                     await tasks.sla_scan_async(rt)
@@ -66,6 +73,11 @@ DRAINING = "contact:outbox:draining"
 DRAIN_CLAIM_SECONDS = 60
 
 
+def lane_keys(lane: str) -> tuple[str, str]:
+    """The Redis list of nudged ids and the "a drain job is on it" flag of a lane."""
+    return f"contact:{lane}:due", f"contact:{lane}:draining"
+
+
 class RqJobs(Jobs):
     """Production: committed outbox ids go on a Redis list; an rq job drains it in batches.
 
@@ -79,6 +91,7 @@ class RqJobs(Jobs):
         from redis import Redis
         from rq import Queue
 
+        super().__init__()
         self.redis = Redis.from_url(redis_url)
         self.aredis = aioredis.from_url(redis_url)
         self.queue = Queue(QUEUE, connection=self.redis)
@@ -86,14 +99,19 @@ class RqJobs(Jobs):
     async def kick(self, outbox_ids: list[int]) -> None:
         from contact import tasks
 
+        await self._push(DUE_LIST, DRAINING, tasks.drain_outbox, outbox_ids)
+
+    async def nudge(self, lane: str, ids: list[int]) -> None:
+        key = lane_keys(lane)
+        await self._push(key[0], key[1], self.lanes[lane].drain, ids)
+
+    async def _push(self, due: str, flag: str, drain: Any, ids: list[int]) -> None:
         async with self.aredis.pipeline(transaction=False) as pipe:
-            pipe.rpush(DUE_LIST, *outbox_ids)
-            pipe.set(DRAINING, 1, nx=True, ex=DRAIN_CLAIM_SECONDS)
+            pipe.rpush(due, *ids)
+            pipe.set(flag, 1, nx=True, ex=DRAIN_CLAIM_SECONDS)
             _, claimed = await pipe.execute()
         if claimed:
-            await asyncio.to_thread(
-                self.queue.enqueue, tasks.drain_outbox, result_ttl=60, failure_ttl=86400
-            )
+            await asyncio.to_thread(self.queue.enqueue, drain, result_ttl=60, failure_ttl=86400)
 
     async def stop(self) -> None:
         await self.aredis.aclose()

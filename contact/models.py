@@ -464,6 +464,12 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("provider", "provider_id", name="uq_messages_provider_id"),
         Index("ix_messages_ticket", "ticket_id", "created_at"),
+        Index(
+            "ix_messages_due_texts",
+            "created_at",
+            postgresql_where=text("status = 'received' AND direction = 'in'"),
+            sqlite_where=text("status = 'received' AND direction = 'in'"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))

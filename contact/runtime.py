@@ -36,10 +36,37 @@ from contact.sla import BusinessCalendar
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Lane:
+    """A kind of durable work an adapter hands to the jobs (e.g. inbound texts to process).
+
+    The rows themselves are the queue (the adapter's sweep finds what is due); a nudge
+    only says "look now". ``drain`` is the rq job (module-level, sync) that takes the
+    nudged ids from Redis; ``sweep`` finds and does everything due, in-process or as
+    a periodic rq job (``sweep_job``).
+    """
+
+    name: str
+    drain: Callable[[], int]
+    sweep: Callable[[Runtime], Awaitable[int]]
+    sweep_job: Callable[[], int]
+
+
 class Jobs:
     """Where durable work runs: rq when Redis is configured, in-process otherwise."""
 
+    lanes: dict[str, Lane]
+
+    def __init__(self) -> None:
+        self.lanes = {}
+
+    def add_lane(self, lane: Lane) -> None:
+        self.lanes[lane.name] = lane
+
     async def kick(self, outbox_ids: list[int]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def nudge(self, lane: str, ids: list[int]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     async def start(self, runtime: Runtime) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -44,25 +44,37 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 def drain_outbox(batch: int = 200) -> int:
     """Deliver the ids the web processes pushed, a batch at a time, until none are left."""
+    from contact.jobs import DRAINING, DUE_LIST
+
+    assert RUNTIME is not None
+    deliverer = RUNTIME.deliverer
+
+    def deliver(ids: list[int]) -> int:
+        results = _run(deliverer.deliver_many(ids))
+        return sum(1 for r in results.values() if r == "sent")
+
+    return drain_list(DUE_LIST, DRAINING, deliver, batch)
+
+
+def drain_list(due: str, flag: str, handle: Callable[[list[int]], int], batch: int = 200) -> int:
+    """Pop nudged ids off a Redis list in batches until it is empty, then give up the flag
+    that keeps web processes from enqueueing a second drain."""
     from redis import Redis
 
-    from contact.jobs import DRAIN_CLAIM_SECONDS, DRAINING, DUE_LIST
+    from contact.jobs import DRAIN_CLAIM_SECONDS
 
     assert RUNTIME is not None and RUNTIME.settings.REDIS_URL
     redis = Redis.from_url(RUNTIME.settings.REDIS_URL)
     done = 0
     try:
         while True:
-            while ids := redis.lpop(DUE_LIST, batch):
-                redis.expire(DRAINING, DRAIN_CLAIM_SECONDS)
-                results = _run(RUNTIME.deliverer.deliver_many([int(i) for i in ids]))
-                done += sum(1 for r in results.values() if r == "sent")
-            redis.delete(DRAINING)
+            while ids := redis.lpop(due, batch):
+                redis.expire(flag, DRAIN_CLAIM_SECONDS)
+                done += handle([int(i) for i in ids])
+            redis.delete(flag)
             # Ids pushed between the last pop and the release found the flag taken and
             # enqueued nothing: take them too, unless another drain has started since.
-            if not redis.llen(DUE_LIST) or not redis.set(
-                DRAINING, 1, nx=True, ex=DRAIN_CLAIM_SECONDS
-            ):
+            if not redis.llen(due) or not redis.set(flag, 1, nx=True, ex=DRAIN_CLAIM_SECONDS):
                 break
     finally:
         redis.close()

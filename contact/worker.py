@@ -27,6 +27,10 @@ def _cron(redis_url: str, sweep_every: int, scan_every: int) -> None:
     cron = CronScheduler(connection=Redis.from_url(redis_url), name="contact-cron")
     cron.register(tasks.sweep_outbox, queue_name=QUEUE, interval=sweep_every, result_ttl=60)
     cron.register(tasks.sla_scan, queue_name=QUEUE, interval=scan_every, result_ttl=60)
+    from contact.app import lanes
+
+    for lane in lanes():
+        cron.register(lane.sweep_job, queue_name=QUEUE, interval=sweep_every, result_ttl=60)
     cron.start()
 
 

@@ -242,3 +242,47 @@ class TestConcurrentRetries:
             assert [m["direction"] for m in t["messages"]].count("in") == 1
         finally:
             server.kill()
+
+
+class TestUnansweredTexts:
+    def test_a_stored_text_that_no_job_heard_of_is_answered_by_the_sweep(
+        self, isolated_settings: Any
+    ) -> None:
+        import asyncio
+        from datetime import timedelta
+
+        from sqlalchemy import select, update
+
+        from channels.sms.inbound import store_inbound
+        from channels.sms.jobs import sweep_inbound_async
+        from contact.app import build_runtime
+        from contact.channels import InboundMessage
+        from contact.models import Channel, Message, Outbox, utcnow
+
+        async def scenario() -> tuple[int, int, list[str]]:
+            rt = build_runtime(isolated_settings)
+            try:
+                msg = InboundMessage(
+                    Channel.sms, "twilio", "SM" + "e" * 32, "+8613800139060", "+1", "路灯不亮"
+                )
+                async with rt.db.session() as s:
+                    message_id, _ = await store_inbound(rt, s, msg)
+                    await s.commit()
+                    # The process died before any job heard of it.
+                    await s.execute(
+                        update(Message)
+                        .where(Message.id == message_id)
+                        .values(created_at=utcnow() - timedelta(minutes=1))
+                    )
+                    await s.commit()
+                first = await sweep_inbound_async(rt)
+                second = await sweep_inbound_async(rt)
+                async with rt.db.session() as s:
+                    keys = list((await s.execute(select(Outbox.key))).scalars())
+                return first, second, keys
+            finally:
+                await rt.db.dispose()
+
+        first, second, keys = asyncio.run(scenario())
+        assert (first, second) == (1, 0)
+        assert [k for k in keys if k.startswith("reply:")] == [keys[-1]]

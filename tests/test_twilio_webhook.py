@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from contact.app import create_app
 from contact.settings import Settings
-from tests.conftest import login
+from tests.conftest import login, wait_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "twilio"
 TOKEN = "12345678901234567890123456789012"
@@ -50,13 +50,23 @@ def tickets_from(client: TestClient, phone: str) -> int:
 
 
 class TestSignature:
-    def test_valid_signature_gets_twiml_and_a_ticket(self, twilio_client: TestClient) -> None:
+    def test_valid_signature_gets_twiml_then_a_ticket_and_its_reference(
+        self, twilio_client: TestClient
+    ) -> None:
         form = payload()
         r = twilio_client.post(URL, data=form, headers=signed(form))
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("application/xml")
-        assert "<Message>" in r.text and "编号" in r.text
-        assert tickets_from(twilio_client, form["From"]) == 1
+        assert "<Response" in r.text  # answered at once; the rest happens in a job
+        wait_for(lambda: tickets_from(twilio_client, form["From"]) == 1)
+        replies = wait_for(
+            lambda: [
+                m
+                for m in twilio_client.get("/dev/outbox.json").json()
+                if m["to"] == form["From"] and m["template"] == "reply"
+            ]
+        )
+        assert len(replies) == 1 and "编号" in replies[0]["body"]
 
     @pytest.mark.parametrize("tamper", ["wrong token", "altered body", "missing header"])
     def test_bad_signature_is_403_and_nothing_stored(

@@ -28,7 +28,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contact import service
+from contact import outbox, service
 from contact.channels import InboundMessage
 from contact.db import insert_into
 from contact.lifecycle import OPEN_STATES, Action
@@ -39,6 +39,7 @@ from contact.models import (
     DeliveryStatus,
     Direction,
     Message,
+    Outbox,
     Ticket,
     TicketEvent,
     TicketStatus,
@@ -149,14 +150,27 @@ def parse(text: str) -> Command:
     return Command("text")
 
 
+PHOTO_ONLY = "（彩信图片）(photo)"
+
+
 async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage) -> InboundResult:
-    """Store, apply the conversation rules, and say what to answer. The caller commits."""
+    """Store and answer at once (the dev gateway). The caller commits."""
+    message_id, _ = await store_inbound(rt, session, msg)
+    return await process_inbound(rt, session, message_id)
+
+
+async def store_inbound(
+    rt: Runtime, session: AsyncSession, msg: InboundMessage
+) -> tuple[int, bool]:
+    """Store a text once per provider id: (message id, whether it was stored before)."""
     now = utcnow()
     body = clean(msg.body or "")
+    if not body and msg.media:  # a photo alone is a report too
+        body = PHOTO_ONLY
     try:
-        phone: str | None = normalize_phone(msg.from_addr, rt.settings.DEFAULT_REGION)
+        sender = normalize_phone(msg.from_addr, rt.settings.DEFAULT_REGION)
     except ValueError:
-        phone = None  # kept as given; nobody to answer
+        sender = (msg.from_addr or "")[:64]  # kept as given; nobody to answer
     message_id = (
         await session.execute(
             insert_into(session, Message, conflict=("provider", "provider_id"), returning="id"),
@@ -165,7 +179,7 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
                 direction=Direction.inbound,
                 provider=msg.provider,
                 provider_id=msg.provider_id,
-                from_addr=phone or (msg.from_addr or "")[:64],
+                from_addr=sender,
                 to_addr=(msg.to_addr or "")[:64],
                 body=body,
                 status=DeliveryStatus.received,
@@ -175,9 +189,37 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
             ),
         )
     ).scalar_one_or_none()
-    if message_id is None:
-        return await _replay(session, msg)
-    if phone is None:
+    if message_id is not None:
+        return message_id, False
+    await session.rollback()
+    first = (
+        await session.execute(
+            select(Message.id).where(
+                Message.provider == msg.provider, Message.provider_id == msg.provider_id
+            )
+        )
+    ).scalar_one()
+    return first, True
+
+
+async def process_inbound(rt: Runtime, session: AsyncSession, message_id: int) -> InboundResult:
+    """Apply the conversation rules to a stored text, once: the text is claimed (its
+    status moves from ``received`` to ``read``), so a retry or a second job only reads
+    back what the first one decided. The answer goes out through the outbox."""
+    claimed = (
+        await session.execute(
+            update(MESSAGES)
+            .where(Message.id == message_id, Message.status == DeliveryStatus.received)
+            .values(status=DeliveryStatus.read, updated_at=utcnow())
+            .returning(MESSAGES.c.from_addr, MESSAGES.c.body)
+        )
+    ).first()
+    if claimed is None:
+        return await _replay(session, message_id)
+    body = claimed.body if claimed.body != PHOTO_ONLY else ""
+    try:
+        phone = normalize_phone(claimed.from_addr or "", rt.settings.DEFAULT_REGION)
+    except ValueError:
         return InboundResult(message_id, None, None)
 
     detected = _detect(body)
@@ -193,14 +235,14 @@ async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage
         await _link(session, message_id, citizen_id, None, media=False)
         return InboundResult(message_id, None, None)
 
-    if not body and msg.media:  # a photo alone is a report too
+    if claimed.body == PHOTO_ONLY:
         body = "（彩信图片）" if locale == "zh-CN" else "(photo)"
     conversation = Conversation(rt, session, citizen, phone, locale, message_id, body)
     reference, reply = await conversation.answer(parse(body))
     ticket_id = conversation.ticket_id
-    await _link(session, message_id, citizen_id, ticket_id, media=bool(msg.media))
+    await _link(session, message_id, citizen_id, ticket_id, media=True)
     if reply is not None:
-        await _store_reply(rt, session, message_id, citizen_id, ticket_id, phone, reply)
+        await _queue_reply(session, message_id, ticket_id, phone, locale, reply)
     return InboundResult(message_id, reference, reply)
 
 
@@ -404,58 +446,41 @@ async def _over_limit(rt: Runtime, session: AsyncSession, citizen_id: int) -> bo
     return int(count) + 1 > rt.settings.SMS_RATE_LIMIT  # this text is not linked yet
 
 
-async def _store_reply(
-    rt: Runtime,
+async def _queue_reply(
     session: AsyncSession,
     message_id: int,
-    citizen_id: int,
     ticket_id: int | None,
     phone: str,
+    locale: str,
     reply: str,
 ) -> None:
-    """The answer is part of the thread, and what a retry of the same text gets again."""
-    now = utcnow()
-    await session.execute(
-        insert_into(session, Message, conflict=("idempotency_key",)),
-        dict(
-            ticket_id=ticket_id,
-            citizen_id=citizen_id,
-            channel=Channel.sms,
-            direction=Direction.outbound,
-            provider="twiml",
-            idempotency_key=f"reply:{message_id}",
-            to_addr=phone,
-            body=reply,
-            template="reply",
-            segments=rt.registry.parts(Channel.sms, reply),
-            status=DeliveryStatus.sent,
-            created_at=now,
-            updated_at=now,
-        ),
+    """The answer goes out like any text (and joins the thread), keyed on the text it
+    answers. It always goes, even to an opted-out number (it answers the citizen's own
+    text: the opt-out confirmation is one)."""
+    await outbox.queue(
+        session,
+        key=f"reply:{message_id}",
+        channel=Channel.sms,
+        recipient=phone,
+        template="reply",
+        locale=locale,
+        context={"body": reply},
+        ticket_id=ticket_id,
     )
 
 
-async def _replay(session: AsyncSession, msg: InboundMessage) -> InboundResult:
-    """A retry of a text already stored: the first answer again, nothing new."""
-    await session.rollback()
-    first = (
-        await session.execute(
-            select(Message.id, Message.ticket_id).where(
-                Message.provider == msg.provider, Message.provider_id == msg.provider_id
-            )
-        )
-    ).one()
+async def _replay(session: AsyncSession, message_id: int) -> InboundResult:
+    """A text already answered: what was decided then, nothing new."""
+    ticket_id = (
+        await session.execute(select(Message.ticket_id).where(Message.id == message_id))
+    ).scalar_one()
     answer = (
-        await session.execute(
-            select(Message.body, Message.ticket_id).where(
-                Message.idempotency_key == f"reply:{first.id}"
-            )
-        )
-    ).first()
-    ticket_id = answer.ticket_id if answer else first.ticket_id
+        await session.execute(select(Outbox.context).where(Outbox.key == f"reply:{message_id}"))
+    ).scalar_one_or_none()
     reference = None
     if ticket_id is not None:
         reference = (
             await session.execute(select(Ticket.reference).where(Ticket.id == ticket_id))
         ).scalar_one_or_none()
-    return InboundResult(first.id, reference, answer.body if answer else None, duplicate=True)
+    reply = answer.get("body") if answer else None
+    return InboundResult(message_id, reference, reply, duplicate=True)

@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from channels.sms.inbound import handle_inbound
+from channels.sms.inbound import handle_inbound, store_inbound
+from channels.sms.jobs import LANE
 from channels.sms.media import enqueue_fetch, parse_media
-from contact.channels import InboundMessage, OutboundMessage
+from contact.channels import InboundMessage
 from contact.errors import Forbidden, field_error
 from contact.models import Channel, utcnow
 from contact.runtime import Runtime
@@ -56,6 +57,7 @@ def _twiml(reply: str | None) -> Response:
 
 @twilio_router.post("/channels/sms/twilio/inbound")
 async def twilio_inbound(request: Request) -> Response:
+    """Verify, store once per MessageSid, answer at once; a job decides what to say."""
     rt = _runtime(request)
     params = await verified_form(request, rt)
     sid = params.get("MessageSid") or params.get("SmsSid")
@@ -63,12 +65,20 @@ async def twilio_inbound(request: Request) -> Response:
         raise field_error("MessageSid", "required")
     if not params.get("From"):
         raise field_error("From", "required")
-    result = await _handle(rt, "twilio", sid[:64], params)
-    return _twiml(result["reply"])
+    msg = _message("twilio", sid[:64], params)
+    async with rt.db.session() as session:
+        message_id, _ = await store_inbound(rt, session, msg)
+        await session.commit()
+    try:
+        await rt.jobs.nudge(LANE, [message_id])
+    except Exception:  # the sweeper answers it
+        log.warning("text %s not nudged", message_id, exc_info=True)
+    await _fetch_media(rt, message_id, msg)
+    return _twiml(None)
 
 
-async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) -> dict[str, Any]:
-    msg = InboundMessage(
+def _message(provider: str, sid: str, params: dict[str, str]) -> InboundMessage:
+    return InboundMessage(
         channel=Channel.sms,
         provider=provider,
         provider_id=sid,
@@ -78,40 +88,31 @@ async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) 
         media=parse_media(params),
         received_at=utcnow(),
     )
+
+
+async def _fetch_media(rt: Runtime, message_id: int, msg: InboundMessage) -> None:
+    if msg.media:  # also on a retry: a crash may have come between commit and enqueue
+        try:
+            await enqueue_fetch(rt, message_id, msg.media)
+        except Exception:
+            log.warning("media of message %s not scheduled", message_id, exc_info=True)
+
+
+async def _handle(rt: Runtime, provider: str, sid: str, params: dict[str, str]) -> dict[str, Any]:
+    """The dev gateway: store and answer in one go, and say what was decided."""
+    msg = _message(provider, sid, params)
     async with rt.db.session() as session:
         try:
             result = await handle_inbound(rt, session, msg)
             await rt.commit(session)
         finally:
             rt.discard(session)
-    if msg.media:  # also on a retry: a crash may have come between commit and enqueue
-        try:
-            await enqueue_fetch(rt, result.message_id, msg.media)
-        except Exception:
-            log.warning(
-                "could not schedule the media of message %s", result.message_id, exc_info=True
-            )
-    if provider == "dev" and result.reply is not None and not result.duplicate:
-        await _record_dev_reply(rt, result.message_id, msg.from_addr, result.reply)
+    await _fetch_media(rt, result.message_id, msg)
     return {
         "message_id": result.message_id,
         "ticket_reference": result.ticket_reference,
         "reply": result.reply,
     }
-
-
-async def _record_dev_reply(rt: Runtime, message_id: int, to: str, reply: str) -> None:
-    """The dev gateway shows the in-band reply too, as Twilio would have sent it."""
-    adapter = rt.registry.get(Channel.sms)
-    await adapter.send(
-        OutboundMessage(
-            key=f"reply:{message_id}",
-            channel=Channel.sms,
-            to=normalize_phone(to, rt.settings.DEFAULT_REGION),
-            body=reply,
-            template="reply",
-        )
-    )
 
 
 @dev_router.post("/dev/sms")
