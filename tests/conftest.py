@@ -59,11 +59,27 @@ def reset_schema(url: str) -> None:
 
 
 def truncate(url: str) -> None:
+    """Empty the transactional tables; the real worker may still be finishing the previous
+    test's jobs, so a deadlock with it is retried."""
+    from sqlalchemy.exc import OperationalError
+
     engine = create_engine(sync_url(url))
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TRANSACTIONAL)} RESTART IDENTITY CASCADE"))
-        conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL"))
-    engine.dispose()
+    try:
+        for attempt in range(10):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                    conn.execute(
+                        text(f"TRUNCATE {', '.join(TRANSACTIONAL)} RESTART IDENTITY CASCADE")
+                    )
+                    conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL"))
+                return
+            except OperationalError:
+                if attempt == 9:
+                    raise
+                time.sleep(0.3)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
