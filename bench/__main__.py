@@ -273,8 +273,9 @@ def stalled_sessions(older_than_s: float = 5.0) -> int:
 def webhook_counts() -> dict[str, int]:
     with psycopg.connect(DB_URL) as conn:
         row = conn.execute(
-            "SELECT count(*) FILTER (WHERE provider = 'twilio'),"
-            " count(*) FILTER (WHERE provider = 'twiml') FROM messages"
+            "SELECT count(*) FILTER (WHERE provider = 'twilio' AND direction = 'in'),"
+            " count(*) FILTER (WHERE provider = 'twilio' AND direction = 'in'"
+            " AND status <> 'received') FROM messages"
         ).fetchone()
         tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()
         outbox = conn.execute(
@@ -540,9 +541,9 @@ def webhook_report(limit: LoadResult, run: WebhookRun) -> dict[str, Any]:
     c = run.counts
     replayed = closed.counts.get("replayed", 0)
     say(
-        f"  check: {c['texts']} texts stored, {c['replies']} TwiML replies, {c['tickets']} "
-        f"tickets opened; {closed.counts.get('unanswered', 0)} closed-loop answers without a "
-        f"<Message>; {run.signed} requests signed in {run.signing_s:.1f} s"
+        f"  check: {c['texts']} texts stored, {c['replies']} answered by the worker by the end "
+        f"of the run (the rest wait in the queue), {c['tickets']} tickets opened; "
+        f"{run.signed} requests signed in {run.signing_s:.1f} s"
         + (f"; {replayed} sent twice (ran out of signed requests)" if replayed else "")
     )
     return {
