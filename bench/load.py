@@ -169,31 +169,36 @@ def run_wrk(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         procs.remove(proc)
-    text = out.decode("utf-8", "replace")
+    result, _ = parse_wrk(out.decode("utf-8", "replace"), connections)
+    return result
+
+
+def parse_wrk(text: str, connections: int) -> tuple[LoadResult, list[str]]:
+    """The result the Lua scripts print (a ``BENCH`` line), and that line's extra fields."""
     line = next((x for x in text.splitlines() if x.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{text}")
     f = line.split()[1:]
     requests, micros, ok, bad = int(f[0]), int(f[1]), int(f[2]), int(f[3])
-    p50, p99 = float(f[4]) / 1000, float(f[5]) / 1000
     kinds = ("connect", "read", "write", "status", "timeout")
     sock = dict(zip(kinds, map(int, f[6:11]), strict=True))
     first = next((x[11:] for x in text.splitlines() if x.startswith("BENCHFIRST ")), "")
     seconds = micros / 1e6
-    # Errors: every answered non-201 plus every request that got no answer at all.
+    # Errors: every answered wrong status plus every request that got no answer at all.
     errors = bad + sock["connect"] + sock["read"] + sock["write"] + sock["timeout"]
-    return LoadResult(
+    result = LoadResult(
         client="wrk",
         connections=connections,
         duration_s=round(seconds, 2),
         requests=requests,
         rps=ok / seconds if seconds else 0.0,
-        p50_ms=p50,
-        p99_ms=p99,
+        p50_ms=float(f[4]) / 1000,
+        p99_ms=float(f[5]) / 1000,
         errors=errors,
         first_error=first or None,
         socket_errors={k: v for k, v in sock.items() if v},
     )
+    return result, f[11:]
 
 
 # ------------------------------------------------------------------ asyncio fallback

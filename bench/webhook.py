@@ -32,7 +32,7 @@ from urllib.parse import quote_plus
 
 from twilio.request_validator import RequestValidator
 
-from bench.load import LoadResult, _Conn, wrk_path
+from bench.load import LoadResult, _Conn, parse_wrk, wrk_path
 
 PATH = "/channels/sms/twilio/inbound"
 ACCOUNT_SID = "AC" + "5f" * 16
@@ -272,31 +272,10 @@ def run_wrk(
         for path in streams:
             path.unlink(missing_ok=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    text = out.decode("utf-8", "replace")
-    line = next((x for x in text.splitlines() if x.startswith("BENCH ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{text}")
-    f = line.split()[1:]
-    requests, micros, ok, bad = int(f[0]), int(f[1]), int(f[2]), int(f[3])
-    kinds = ("connect", "read", "write", "status", "timeout")
-    sock = dict(zip(kinds, map(int, f[6:11]), strict=True))
-    first = next((x[11:] for x in text.splitlines() if x.startswith("BENCHFIRST ")), "")
-    seconds = micros / 1e6
-    errors = bad + sock["connect"] + sock["read"] + sock["write"] + sock["timeout"]
-    return LoadResult(
-        client="wrk",
-        connections=connections,
-        duration_s=round(seconds, 2),
-        requests=requests,
-        rps=ok / seconds if seconds else 0.0,
-        p50_ms=float(f[4]) / 1000,
-        p99_ms=float(f[5]) / 1000,
-        errors=errors,
-        first_error=first or None,
-        socket_errors={k: v for k, v in sock.items() if v},
-        client_cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        counts={"unanswered": int(f[11]), "replayed": int(f[12])},
-    )
+    result, extra = parse_wrk(out.decode("utf-8", "replace"), connections)
+    result.client_cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result.counts = {"unanswered": int(extra[0]), "replayed": int(extra[1])}
+    return result
 
 
 # ------------------------------------------------------------------ asyncio clients

@@ -7,6 +7,7 @@ seeded once per session and each test starts from it with no tickets.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -187,6 +188,20 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+def with_runtime(settings: Settings, scenario: Any) -> Any:
+    """Run ``await scenario(runtime)`` on a runtime of its own (jobs driven by the test)."""
+    from contact.app import build_runtime
+
+    async def go() -> Any:
+        rt = build_runtime(settings)
+        try:
+            return await scenario(rt)
+        finally:
+            await rt.db.dispose()
+
+    return asyncio.run(go())
 
 
 def login(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:

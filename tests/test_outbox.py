@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from sqlalchemy import select, update
 
 from contact import outbox
-from contact.app import build_runtime
 from contact.channels import DeliveryError, DeliveryReceipt, OutboundMessage
 from contact.models import Channel, DevMessage, Outbox, OutboxStatus, utcnow
 from contact.runtime import Runtime
 from contact.settings import Settings
+from tests.conftest import with_runtime as run
 
 
 class FlakyGateway:
@@ -59,17 +56,6 @@ async def make_due(rt: Runtime, oid: int) -> None:
     async with rt.db.session() as s:
         await s.execute(update(Outbox).where(Outbox.id == oid).values(next_attempt_at=utcnow()))
         await s.commit()
-
-
-def run(settings: Settings, scenario: Any) -> Any:
-    async def go() -> Any:
-        rt = build_runtime(settings)
-        try:
-            return await scenario(rt)
-        finally:
-            await rt.db.dispose()
-
-    return asyncio.run(go())
 
 
 class TestDelivery:

@@ -32,7 +32,6 @@ from channels.sms.media import (
     media_payload,
     parse_media,
 )
-from contact.app import build_runtime
 from contact.channels import Media
 from contact.jobs import RqJobs
 from contact.models import (
@@ -48,6 +47,7 @@ from contact.runtime import Runtime
 from contact.schemas import TicketCreate
 from contact.service import open_ticket
 from contact.settings import Settings
+from tests.conftest import with_runtime as run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "twilio"
 ACCOUNT = "AC" + "b" * 32
@@ -165,17 +165,6 @@ def media_settings(isolated_settings: Settings, tmp_path: Path) -> Settings:
             "TWILIO_AUTH_TOKEN": TOKEN,
         }
     )
-
-
-def run(settings: Settings, scenario: Any) -> Any:
-    async def go() -> Any:
-        rt = build_runtime(settings)
-        try:
-            return await scenario(rt)
-        finally:
-            await rt.db.dispose()
-
-    return asyncio.run(go())
 
 
 async def text_in(
