@@ -22,8 +22,8 @@ CREATE TABLE IF NOT EXISTS bench_scratch (
 )
 """
 INSERT = "INSERT INTO bench_scratch (body) VALUES ($1::jsonb) RETURNING id"
-# The same pool bounds as the app's engine (pool_size=10, max_overflow=10).
-POOL_MIN, POOL_MAX = 10, 20
+# The same pool bounds as the app's engine (DATABASE_POOL_SIZE=20, kept open).
+POOL_MIN, POOL_MAX = 20, 20
 
 _pool: asyncpg.Pool | None = None
 

@@ -138,7 +138,7 @@ def write_lua(bodies: list[str], path: str, token: str | None, out: Path) -> Pat
     return out
 
 
-def run_wrk(
+def wrk_output(
     url: str,
     script: Path,
     *,
@@ -146,14 +146,18 @@ def run_wrk(
     duration: float,
     threads: int,
     procs: list[subprocess.Popen[bytes]],
-) -> LoadResult:
+    timeout_s: float = 10.0,
+) -> str:
+    """Run wrk with a Lua script and return what it printed; a wrk that overruns is
+    killed with its process group (``procs`` lists it while it runs, for the bench's
+    own clean-up)."""
     cmd = [
         wrk_path() or "wrk",
         f"-t{threads}",
         f"-c{connections}",
         f"-d{max(1, round(duration))}s",
         "--timeout",
-        "10s",
+        f"{timeout_s:.0f}s",
         "-s",
         str(script),
         url,
@@ -169,7 +173,22 @@ def run_wrk(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         procs.remove(proc)
-    result, _ = parse_wrk(out.decode("utf-8", "replace"), connections)
+    return out.decode("utf-8", "replace")
+
+
+def run_wrk(
+    url: str,
+    script: Path,
+    *,
+    connections: int,
+    duration: float,
+    threads: int,
+    procs: list[subprocess.Popen[bytes]],
+) -> LoadResult:
+    out = wrk_output(
+        url, script, connections=connections, duration=duration, threads=threads, procs=procs
+    )
+    result, _ = parse_wrk(out, connections)
     return result
 
 

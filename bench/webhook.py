@@ -13,16 +13,17 @@ a large pool of ``+86138`` numbers (a few send a follow-up later, at most
   from the *scheduled* send time, so waiting for a busy server or a free connection
   counts (no coordinated omission).
 
-Anything but ``200`` with a TwiML ``<Response`` is an error.
+Anything but ``200`` with a TwiML ``<Response`` is an error. Each client also counts
+the answers without a given marker (here ``<Message``: stored and deliberately not
+answered), and :func:`twilio_request` writes any signed Twilio webhook as raw HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import gc
 import random
 import resource
-import signal
 import subprocess
 import time
 import uuid
@@ -32,9 +33,10 @@ from urllib.parse import quote_plus
 
 from twilio.request_validator import RequestValidator
 
-from bench.load import LoadResult, _Conn, parse_wrk, wrk_path
+from bench.load import LoadResult, _Conn, _lua_string, parse_wrk, wrk_output
 
 PATH = "/channels/sms/twilio/inbound"
+MARKER = b"<Message"  # an answered text; without it the text is stored, not answered
 ACCOUNT_SID = "AC" + "5f" * 16
 TO_NUMBER = "+15558675310"
 ADD_ONS = '{ "status": "successful", "message": null, "code": null, "results": { } }'
@@ -50,6 +52,24 @@ def segments(text: str) -> int:
     if all(ord(ch) < 128 for ch in text):
         return 1 if len(text) <= 160 else -(-len(text) // 153)
     return 1 if len(text) <= 70 else -(-len(text) // 67)
+
+
+def twilio_request(
+    target: str, host: str, signature: str, body: bytes, rng: random.Random
+) -> bytes:
+    """A webhook POST to ``target`` (path and query) with the headers Twilio sends."""
+    head = (
+        f"POST {target} HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "User-Agent: TwilioProxy/1.1\r\n"
+        "Accept: */*\r\n"
+        f"I-Twilio-Idempotency-Token: {uuid.UUID(int=rng.getrandbits(128))}\r\n"
+        "X-Home-Region: us1\r\n"
+        f"X-Twilio-Signature: {signature}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 class SignedForms:
@@ -130,18 +150,7 @@ class SignedForms:
             for k, v in params.items()
         ).encode()
         self.made += 1
-        head = (
-            f"POST {PATH} HTTP/1.1\r\n"
-            f"Host: {self.host}\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\n"
-            "User-Agent: TwilioProxy/1.1\r\n"
-            "Accept: */*\r\n"
-            f"I-Twilio-Idempotency-Token: {uuid.UUID(int=self.rng.getrandbits(128))}\r\n"
-            "X-Home-Region: us1\r\n"
-            f"X-Twilio-Signature: {signature}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        return head.encode() + body
+        return twilio_request(PATH, self.host, signature, body, self.rng)
 
     def batch(self, n: int) -> list[bytes]:
         t0 = time.perf_counter()
@@ -155,8 +164,9 @@ class SignedForms:
 
 LUA = r"""
 local prefix = %(prefix)s
+local marker = %(marker)s
 reqs, n, i, sent = {}, 0, 0, 0
-ok, bad, silent, first = 0, 0, 0, ""
+ok, bad, unmarked, first = 0, 0, 0, ""
 local threads = {}
 
 function setup(thread)
@@ -187,7 +197,7 @@ end
 function response(status, headers, body)
   if status == 200 and body and string.find(body, "<Response", 1, true) then
     ok = ok + 1
-    if not string.find(body, "<Message", 1, true) then silent = silent + 1 end
+    if not string.find(body, marker, 1, true) then unmarked = unmarked + 1 end
   else
     bad = bad + 1
     if first == "" then
@@ -197,11 +207,11 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local tok, tbad, tsilent, replayed, tfirst = 0, 0, 0, 0, ""
+  local tok, tbad, tunmarked, replayed, tfirst = 0, 0, 0, 0, ""
   for _, t in ipairs(threads) do
     tok = tok + t:get("ok")
     tbad = tbad + t:get("bad")
-    tsilent = tsilent + t:get("silent")
+    tunmarked = tunmarked + t:get("unmarked")
     replayed = replayed + math.max(0, t:get("sent") - t:get("n"))
     local f = t:get("first")
     if tfirst == "" and f ~= "" then tfirst = f end
@@ -211,7 +221,7 @@ function done(summary, latency, requests)
     "BENCH %%d %%d %%d %%d %%.1f %%.1f %%d %%d %%d %%d %%d %%d %%d\n",
     summary.requests, summary.duration, tok, tbad,
     latency:percentile(50), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout, tsilent, replayed))
+    e.connect, e.read, e.write, e.status, e.timeout, tunmarked, replayed))
   io.write("BENCHFIRST " .. tfirst .. "\n")
 end
 """
@@ -240,41 +250,32 @@ def run_wrk(
     threads: int,
     duration: float,
     procs: list[subprocess.Popen[bytes]],
+    marker: bytes = MARKER,
 ) -> LoadResult:
     prefix = workdir / "webhook-stream-"
     streams = write_streams(reqs, threads, prefix)
     script = workdir / "webhook.lua"
-    script.write_text(LUA % {"prefix": f'"{prefix}"'}, encoding="utf-8")
-    cmd = [
-        wrk_path() or "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        f"{TIMEOUT_S:.0f}s",
-        "-s",
-        str(script),
-        f"http://{host}:{port}{PATH}",
-    ]
+    lua = LUA % {"prefix": f'"{prefix}"', "marker": _lua_string(marker.decode())}
+    script.write_text(lua, encoding="utf-8")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    procs.append(proc)
     try:
-        out, _ = proc.communicate(timeout=duration + 30)
+        out = wrk_output(
+            f"http://{host}:{port}{PATH}",
+            script,
+            connections=connections,
+            duration=duration,
+            threads=threads,
+            procs=procs,
+            timeout_s=TIMEOUT_S,
+        )
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        procs.remove(proc)
         script.unlink(missing_ok=True)
         for path in streams:
             path.unlink(missing_ok=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result, extra = parse_wrk(out.decode("utf-8", "replace"), connections)
+    result, extra = parse_wrk(out, connections)
     result.client_cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result.counts = {"unanswered": int(extra[0]), "replayed": int(extra[1])}
+    result.counts = {"unmarked": int(extra[0]), "replayed": int(extra[1])}
     return result
 
 
@@ -283,9 +284,10 @@ def run_wrk(
 
 @dataclass
 class _Tally:
+    marker: bytes
     ok: int = 0
     bad: int = 0
-    silent: int = 0  # TwiML without a <Message>: stored, deliberately not answered
+    unmarked: int = 0  # TwiML without the marker
     sent: int = 0
     waited: int = 0
     first: str = ""
@@ -294,7 +296,7 @@ class _Tally:
         """Count one answer: anything but 200 with TwiML is an error."""
         if status == 200 and b"<Response" in body:
             self.ok += 1
-            self.silent += b"<Message" not in body
+            self.unmarked += self.marker not in body
             return True
         else:
             self.bad += 1
@@ -321,10 +323,10 @@ def _runner():  # type: ignore[no-untyped-def]
 
 
 async def _closed_loop(
-    host: str, port: int, reqs: list[bytes], connections: int, duration: float
+    host: str, port: int, reqs: list[bytes], connections: int, duration: float, marker: bytes
 ) -> LoadResult:
     latencies: list[float] = []
-    state = _Tally()
+    state = _Tally(marker)
     stop_at = time.monotonic() + duration
 
     async def one(c: int) -> None:
@@ -361,17 +363,23 @@ async def _closed_loop(
         errors=state.bad,
         first_error=state.first or None,
         counts={
-            "unanswered": state.silent,
+            "unmarked": state.unmarked,
             "replayed": max(0, state.sent - len(reqs)),
         },
     )
 
 
 def run_closed_python(
-    host: str, port: int, reqs: list[bytes], *, connections: int, duration: float
+    host: str,
+    port: int,
+    reqs: list[bytes],
+    *,
+    connections: int,
+    duration: float,
+    marker: bytes = MARKER,
 ) -> LoadResult:
     before = resource.getrusage(resource.RUSAGE_SELF)
-    result: LoadResult = _runner()(_closed_loop(host, port, reqs, connections, duration))
+    result: LoadResult = _runner()(_closed_loop(host, port, reqs, connections, duration, marker))
     after = resource.getrusage(resource.RUSAGE_SELF)
     result.client_cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return result
@@ -394,7 +402,7 @@ class OpenLoopResult:
     errors: int
     first_error: str | None = None
     waited_for_connection: int = 0  # requests that found every connection busy
-    unanswered: int = 0
+    unmarked: int = 0  # answers without the marker
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -405,7 +413,7 @@ class OpenLoopResult:
 
 
 async def _open_loop(
-    host: str, port: int, reqs: list[bytes], rate: float, connections: int
+    host: str, port: int, reqs: list[bytes], rate: float, connections: int, marker: bytes
 ) -> OpenLoopResult:
     loop = asyncio.get_running_loop()
     idle: asyncio.Queue[tuple[_Conn, float]] = asyncio.Queue()  # (connection, last used)
@@ -415,7 +423,7 @@ async def _open_loop(
         idle.put_nowait((conn, loop.time()))
     latencies: list[float] = []
     answered: list[float] = []
-    state = _Tally()
+    state = _Tally(marker)
 
     async def send(conn: _Conn, raw: bytes, scheduled: float, used: float) -> None:
         if loop.time() - used > IDLE_REOPEN_S:
@@ -460,12 +468,27 @@ async def _open_loop(
         errors=state.bad,
         first_error=state.first or None,
         waited_for_connection=state.waited,
-        unanswered=state.silent,
+        unmarked=state.unmarked,
     )
 
 
 def run_open(
-    host: str, port: int, reqs: list[bytes], *, rate: float, connections: int
+    host: str,
+    port: int,
+    reqs: list[bytes],
+    *,
+    rate: float,
+    connections: int,
+    marker: bytes = MARKER,
 ) -> OpenLoopResult:
-    result: OpenLoopResult = _runner()(_open_loop(host, port, reqs, rate, connections))
+    # The client's own pauses would count as the server's latency: its heap (every
+    # pre-signed request) is kept out of the collector while it measures.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        result: OpenLoopResult = _runner()(_open_loop(host, port, reqs, rate, connections, marker))
+    finally:
+        gc.enable()
+        gc.unfreeze()
     return result

@@ -7,7 +7,8 @@ The application talks to the database through SQLAlchemy's asyncio layer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import enum
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 
 def _is_sqlite(url: str) -> bool:
@@ -61,15 +63,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     ensure_sqlite_dir(url)
     if _is_sqlite(url):
         engine = create_async_engine(async_url(url))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping (it costs a round trip per checkout); connections are recycled instead.
+    # No overflow: overflow connections are closed on return, and under a steady load
+    # above the pool size every request would pay a new connection (TLS attempt and
+    # all); the pool keeps its connections and a request past it waits for one.
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        async_url(url), pool_size=pool_size, max_overflow=0, pool_recycle=1800
     )
 
 
@@ -82,7 +87,7 @@ def dialect_name(session: AsyncSession) -> str:
 class Database:
     """One engine and session factory per process (and per event loop)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -96,8 +101,65 @@ class Database:
         async with self.sessionmaker() as s:
             yield s
 
+    async def insert_once(
+        self, table: Table, row: Mapping[str, Any], *, conflict: tuple[str, ...], returning: str
+    ) -> Any | None:
+        """``INSERT`` one row in its own transaction, unless it clashes on ``conflict``:
+        the new row's ``returning`` column, or None if the row was there already.
+
+        The hot path of webhooks that must be stored before they are answered. On
+        PostgreSQL it is one autocommitted statement on the driver connection of a
+        pooled connection (no ORM session, no BEGIN/COMMIT round trips); elsewhere
+        an ordinary transaction. Values must be plain (strings, numbers, enums,
+        timezone-aware datetimes), not JSON.
+        """
+        _check_columns(table, (*row, *conflict, returning))
+        if not self.postgres:
+            stmt = _insert("sqlite", table, conflict, False, returning)
+            async with self.engine.begin() as conn:
+                return (await conn.execute(stmt, dict(row))).scalar_one_or_none()
+        sql = _raw_insert(table, tuple(row), conflict, returning)
+        args = [v.value if isinstance(v, enum.Enum) else v for v in row.values()]
+        async with self.driver() as conn:
+            return await conn.fetchval(sql, *args)
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """PostgreSQL only: the asyncpg connection of a pooled connection, autocommitting
+        each statement (JSON columns take JSON text and give back objects). For the few
+        hot paths where a session's round trips are most of the cost; a connection that
+        breaks is invalidated, not returned to the pool."""
+        assert self.postgres, "driver() is for PostgreSQL"
+        pooled = await self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        except BaseException as exc:
+            from asyncpg import PostgresError
+
+            if not isinstance(exc, PostgresError):  # the connection itself may be gone
+                await greenlet_spawn(pooled.invalidate)
+            raise
+        finally:
+            await greenlet_spawn(pooled.close)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@lru_cache(maxsize=64)
+def _check_columns(table: Table, names: tuple[str, ...]) -> None:
+    unknown = set(names) - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"not columns of {table.name}: {sorted(unknown)}")
+
+
+@lru_cache(maxsize=64)
+def _raw_insert(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], ret: str) -> str:
+    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return (  # names checked by _check_columns; values are parameters
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING {ret}"
+    )
 
 
 @lru_cache(maxsize=256)

@@ -71,6 +71,12 @@ class InProcessJobs(Jobs):
 DUE_LIST = "contact:outbox:due"
 DRAINING = "contact:outbox:draining"
 DRAIN_CLAIM_SECONDS = 60
+# Queue the ids and claim the drain flag in one round trip: 1 if this call claimed it
+# (and must enqueue a drain job), nil if a drain is already queued or running.
+PUSH_SCRIPT = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+return redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[1])
+"""
 
 
 def lane_keys(lane: str) -> tuple[str, str]:
@@ -81,9 +87,14 @@ def lane_keys(lane: str) -> tuple[str, str]:
 class RqJobs(Jobs):
     """Production: committed outbox ids go on a Redis list; an rq job drains it in batches.
 
-    A request pays one non-blocking RPUSH and one SET NX. Only when no drain job is
+    A push is one round trip (RPUSH + SET NX in a script). Only when no drain job is
     queued or running (the ``DRAINING`` flag was free) does it enqueue one, so under
     load one job delivers many rows. ``contact worker`` runs the jobs.
+
+    Pushes do not hold up the request that asks for them: ids are buffered per list
+    and one task per list sends them, so while a push is in flight the next ones
+    gather and go together. The rows are committed before they are pushed, and the
+    sweeps find any id a crash kept from Redis.
     """
 
     def __init__(self, redis_url: str) -> None:
@@ -94,7 +105,10 @@ class RqJobs(Jobs):
         super().__init__()
         self.redis = Redis.from_url(redis_url)
         self.aredis = aioredis.from_url(redis_url)
+        self._push_script = self.aredis.register_script(PUSH_SCRIPT)
         self.queue = Queue(QUEUE, connection=self.redis)
+        self._pending: dict[str, list[int]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
 
     async def kick(self, outbox_ids: list[int]) -> None:
         from contact import tasks
@@ -106,13 +120,33 @@ class RqJobs(Jobs):
         await self._push(key[0], key[1], self.lanes[lane].drain, ids)
 
     async def _push(self, due: str, flag: str, drain: Any, ids: list[int]) -> None:
-        async with self.aredis.pipeline(transaction=False) as pipe:
-            pipe.rpush(due, *ids)
-            pipe.set(flag, 1, nx=True, ex=DRAIN_CLAIM_SECONDS)
-            _, claimed = await pipe.execute()
-        if claimed:
-            await asyncio.to_thread(self.queue.enqueue, drain, result_ttl=60, failure_ttl=86400)
+        self._pending.setdefault(due, []).extend(ids)
+        if due not in self._senders:
+            self._senders[due] = asyncio.create_task(self._send(due, flag, drain))
+
+    async def _send(self, due: str, flag: str, drain: Any) -> None:
+        try:
+            while self._pending.get(due):
+                ids = self._pending.pop(due)
+                try:
+                    claimed = await self._push_script(
+                        keys=[due, flag], args=[DRAIN_CLAIM_SECONDS, *ids]
+                    )
+                    if claimed:
+                        await asyncio.to_thread(
+                            self.queue.enqueue, drain, result_ttl=60, failure_ttl=86400
+                        )
+                except Exception:
+                    log.warning("%d ids not pushed to %s; the sweep finds them", len(ids), due)
+        finally:
+            del self._senders[due]
+
+    async def flush(self) -> None:
+        """Wait until every id asked for so far has been pushed (or given up on)."""
+        while self._senders:
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
 
     async def stop(self) -> None:
+        await self.flush()
         await self.aredis.aclose()
         self.redis.close()

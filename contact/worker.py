@@ -8,8 +8,10 @@ process runs rq's cron scheduler, which enqueues the sweeper and the SLA scan.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
+import os
 import sys
 
 from contact.settings import Settings
@@ -48,11 +50,14 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     if not settings.REDIS_URL:
         print("contact: setting CONTACT_REDIS_URL is required for the worker", file=sys.stderr)
         return 2
+    if settings.WORKER_NICE and hasattr(os, "nice"):
+        os.nice(settings.WORKER_NICE)  # the cron child inherits it
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime = build_runtime(settings, pool_size=4)
     loop.run_until_complete(runtime.bus.start(listen=False))
     tasks.install(runtime, loop)
+    gc.freeze()  # start-up's objects stay; full collections need not scan them
 
     cron = None
     if not burst:

@@ -11,11 +11,11 @@ from contact.settings import Settings
 
 
 async def expired_cache_with_the_pool_in_use(settings: Settings) -> int:
-    rt = build_runtime(settings, pool_size=1)
+    rt = build_runtime(settings, pool_size=2)
     try:
         await rt.warm()
         rt.invalidate()
-        # Every pooled connection is held by a request in progress (PostgreSQL: 1 + 1).
+        # Every pooled connection is held by a request in progress (PostgreSQL: 2).
         async with rt.db.session() as a, rt.db.session() as b:
             await a.execute(text("SELECT 1"))
             await b.execute(text("SELECT 1"))

@@ -265,9 +265,8 @@ class TestUnansweredTexts:
                 msg = InboundMessage(
                     Channel.sms, "twilio", "SM" + "e" * 32, "+8613800139060", "+1", "路灯不亮"
                 )
+                message_id, _ = await store_inbound(rt, msg)
                 async with rt.db.session() as s:
-                    message_id, _ = await store_inbound(rt, s, msg)
-                    await s.commit()
                     # The process died before any job heard of it.
                     await s.execute(
                         update(Message)

@@ -295,9 +295,18 @@ def deliver(settings: Settings, fake: FakeTwilio, oid: int, *, due: bool = True)
     return str(run(settings, fake, go))
 
 
-def queue(settings: Settings, key: str = "ticket.resolved:1:sms:+8613800138123") -> int:
+def queue(
+    settings: Settings, key: str = "ticket.resolved:1:sms:+8613800138123", *, due_in: float = 0
+) -> int:
     async def go(rt: Runtime) -> int:
-        return await queue_one(rt, key)
+        oid = await queue_one(rt, key)
+        if due_in:
+            async with rt.db.session() as s:
+                later = utcnow() + timedelta(seconds=due_in)
+                parked = update(Outbox).where(Outbox.id == oid).values(next_attempt_at=later)
+                await s.execute(parked)
+                await s.commit()
+        return oid
 
     return int(run(settings, FakeTwilio(), go))
 

@@ -100,3 +100,41 @@ class TestOddWebhooks:
         r = twilio_client.post(URL, data=form, headers=signed(form))
         assert r.status_code == 422 and "MessageSid" in r.json()["fields"]
         assert tickets_from(twilio_client, form["From"]) == 0
+
+
+class TestSignatureVariants:
+    def test_a_signature_over_the_url_with_its_default_port_is_accepted(
+        self, twilio_client: TestClient
+    ) -> None:
+        # Twilio may sign https://host:443/... when the number's webhook names the port.
+        form = {**payload(), "MessageSid": "SM" + "p" * 32, "From": "+8613800138778"}
+        with_port = URL.replace("testserver", "testserver:80")
+        sig = RequestValidator(TOKEN).compute_signature(with_port, form)
+        r = twilio_client.post(URL, data=form, headers={"X-Twilio-Signature": sig})
+        assert r.status_code == 200
+        wait_for(lambda: tickets_from(twilio_client, form["From"]) == 1)
+
+    def test_a_json_body_is_not_a_form_and_gets_403(self, twilio_client: TestClient) -> None:
+        form = {**payload(), "From": "+8613800138779"}
+        r = twilio_client.post(URL, json=form, headers=signed(form))
+        assert r.status_code == 403 and r.json()["error"] == "bad_signature"
+        assert tickets_from(twilio_client, form["From"]) == 0
+
+    def test_too_many_fields_is_a_clear_400_and_nothing_stored(
+        self, twilio_client: TestClient
+    ) -> None:
+        form = {**payload(), "From": "+8613800138780"}
+        form.update({f"Extra{n}": "x" for n in range(120)})
+        r = twilio_client.post(URL, data=form, headers=signed(form))
+        assert r.status_code == 400 and r.json()["error"] == "too_many_fields"
+        assert tickets_from(twilio_client, form["From"]) == 0
+
+    def test_an_oversized_body_is_413_and_nothing_stored(self, twilio_client: TestClient) -> None:
+        form = {**payload(), "From": "+8613800138781", "Body": "长" * 100_000}
+        r = twilio_client.post(URL, data=form, headers=signed(form))
+        assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+        assert tickets_from(twilio_client, form["From"]) == 0
+
+    def test_other_methods_on_the_webhook_path_are_405(self, twilio_client: TestClient) -> None:
+        r = twilio_client.get(URL)
+        assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"

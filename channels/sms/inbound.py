@@ -30,8 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import outbox, service
 from contact.channels import InboundMessage
-from contact.db import insert_into
-from contact.lifecycle import OPEN_STATES, Action
+from contact.lifecycle import OPEN_STATES, STATUS_NAMES, Action
 from contact.models import (
     Attachment,
     Channel,
@@ -77,29 +76,7 @@ RATING_WORDS = {
 RATING_DIGITS = {"1": 1, "2": 2, "3": 3, "4": 3, "5": 3}
 STATUS_RE = re.compile(r"^(?:CX|查询|STATUS)\s*[:：]?\s*([0-9][0-9\s-]*)$", re.IGNORECASE)
 TRAILING = "。.!！~～ "
-
-STATUS_NAMES = {
-    "zh-CN": {
-        "received": "已受理",
-        "dispatched": "已派单",
-        "accepted": "办理中",
-        "returned": "重新派单中",
-        "resolved": "已办结",
-        "reopened": "重新办理中",
-        "closed": "已归档",
-        "merged": "已合并办理",
-    },
-    "en": {
-        "received": "received",
-        "dispatched": "sent to the department",
-        "accepted": "being handled",
-        "returned": "being re-assigned",
-        "resolved": "resolved",
-        "reopened": "being handled again",
-        "closed": "closed",
-        "merged": "handled together with another request",
-    },
-}
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 @dataclass(frozen=True)
@@ -154,51 +131,52 @@ PHOTO_ONLY = "（彩信图片）(photo)"
 
 
 async def handle_inbound(rt: Runtime, session: AsyncSession, msg: InboundMessage) -> InboundResult:
-    """Store and answer at once (the dev gateway). The caller commits."""
-    message_id, _ = await store_inbound(rt, session, msg)
+    """Store and answer at once (the dev gateway). The caller commits the answer."""
+    message_id, _ = await store_inbound(rt, msg)
     return await process_inbound(rt, session, message_id)
 
 
-async def store_inbound(
-    rt: Runtime, session: AsyncSession, msg: InboundMessage
-) -> tuple[int, bool]:
-    """Store a text once per provider id: (message id, whether it was stored before)."""
+async def store_inbound(rt: Runtime, msg: InboundMessage) -> tuple[int, bool]:
+    """Store a text once per provider id, committed before this returns:
+    (message id, whether it was stored before)."""
     now = utcnow()
     body = clean(msg.body or "")
     if not body and msg.media:  # a photo alone is a report too
         body = PHOTO_ONLY
-    try:
-        sender = normalize_phone(msg.from_addr, rt.settings.DEFAULT_REGION)
-    except ValueError:
-        sender = (msg.from_addr or "")[:64]  # kept as given; nobody to answer
-    message_id = (
-        await session.execute(
-            insert_into(session, Message, conflict=("provider", "provider_id"), returning="id"),
-            dict(
-                channel=Channel.sms,
-                direction=Direction.inbound,
-                provider=msg.provider,
-                provider_id=msg.provider_id,
-                from_addr=sender,
-                to_addr=(msg.to_addr or "")[:64],
-                body=body,
-                status=DeliveryStatus.received,
-                segments=1,
-                created_at=now,
-                updated_at=now,
-            ),
-        )
-    ).scalar_one_or_none()
+    sender = msg.from_addr or ""
+    if not E164.fullmatch(sender):  # Twilio's are; the job checks the number itself
+        try:
+            sender = normalize_phone(sender, rt.settings.DEFAULT_REGION)
+        except ValueError:
+            sender = sender[:64]  # kept as given; nobody to answer
+    message_id = await rt.db.insert_once(
+        MESSAGES,
+        dict(
+            channel=Channel.sms,
+            direction=Direction.inbound,
+            provider=msg.provider,
+            provider_id=msg.provider_id,
+            from_addr=sender,
+            to_addr=(msg.to_addr or "")[:64],
+            body=body,
+            status=DeliveryStatus.received,
+            segments=1,
+            created_at=now,
+            updated_at=now,
+        ),
+        conflict=("provider", "provider_id"),
+        returning="id",
+    )
     if message_id is not None:
-        return message_id, False
-    await session.rollback()
-    first = (
-        await session.execute(
-            select(Message.id).where(
-                Message.provider == msg.provider, Message.provider_id == msg.provider_id
+        return int(message_id), False
+    async with rt.db.session() as session:
+        first = (
+            await session.execute(
+                select(Message.id).where(
+                    Message.provider == msg.provider, Message.provider_id == msg.provider_id
+                )
             )
-        )
-    ).scalar_one()
+        ).scalar_one()
     return first, True
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.inbound import handle_inbound, store_inbound
 from channels.sms.jobs import LANE
 from channels.sms.media import enqueue_fetch, parse_media
+from channels.twilio_webhooks import EMPTY_TWIML, MAX_FORM_FIELDS, verified_form
 from contact.channels import InboundMessage
-from contact.errors import Forbidden, field_error
+from contact.errors import field_error
 from contact.models import Channel, utcnow
 from contact.runtime import Runtime
 from contact.schemas import normalize_phone
@@ -27,35 +27,22 @@ log = logging.getLogger(__name__)
 twilio_router = APIRouter(tags=["sms"])
 dev_router = APIRouter(tags=["dev gateway"])
 
-MAX_FORM_FIELDS = 100
+INBOUND_PATH = "/channels/sms/twilio/inbound"
 
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-async def verified_form(request: Request, rt: Runtime) -> dict[str, str]:
-    """The POSTed form, if ``X-Twilio-Signature`` matches PUBLIC_BASE_URL + path; else 403."""
-    form = await request.form(max_fields=MAX_FORM_FIELDS)
-    params = {k: str(v) for k, v in form.items()}
-    signature = request.headers.get("x-twilio-signature")
-    token = rt.settings.TWILIO_AUTH_TOKEN
-    url = rt.settings.PUBLIC_BASE_URL + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    if not signature or not token or not RequestValidator(token).validate(url, params, signature):
-        raise Forbidden("invalid Twilio signature", code="bad_signature")
-    return params
-
-
 def _twiml(reply: str | None) -> Response:
+    if not reply:
+        return Response(EMPTY_TWIML, media_type="application/xml")
     resp = MessagingResponse()
-    if reply:
-        resp.message(reply)
+    resp.message(reply)
     return Response(str(resp), media_type="application/xml")
 
 
-@twilio_router.post("/channels/sms/twilio/inbound")
+@twilio_router.post(INBOUND_PATH)
 async def twilio_inbound(request: Request) -> Response:
     """Verify, store once per MessageSid, answer at once; a job decides what to say."""
     rt = _runtime(request)
@@ -66,9 +53,7 @@ async def twilio_inbound(request: Request) -> Response:
     if not params.get("From"):
         raise field_error("From", "required")
     msg = _message("twilio", sid[:64], params)
-    async with rt.db.session() as session:
-        message_id, _ = await store_inbound(rt, session, msg)
-        await session.commit()
+    message_id, _ = await store_inbound(rt, msg)
     try:
         await rt.jobs.nudge(LANE, [message_id])
     except Exception:  # the sweeper answers it

@@ -79,9 +79,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from twilio.twiml.messaging_response import MessagingResponse
 
-from channels.sms.routes import verified_form
+from channels.twilio_webhooks import EMPTY_TWIML, verified_form
 from contact.models import (
     Channel,
     DeliveryStatus,
@@ -95,6 +94,7 @@ from contact.runtime import Runtime
 
 log = logging.getLogger(__name__)
 status_router = APIRouter(tags=["sms"])
+STATUS_PATH = "/channels/sms/twilio/status"
 
 PROVIDER = "twilio"
 # How long a callback waits for the attempt it reports on to be recorded.
@@ -189,7 +189,7 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-@status_router.post("/channels/sms/twilio/status")
+@status_router.post(STATUS_PATH)
 async def twilio_status_callback(request: Request) -> Response:
     """Twilio's delivery report for a text we sent (StatusCallback)."""
     rt = _runtime(request)
@@ -203,7 +203,7 @@ async def twilio_status_callback(request: Request) -> Response:
             rt, sid=sid, status=status, error_code=params.get("ErrorCode") or None, message_id=mid
         )
         log.info("twilio status %s for %s (mid %s): %s", status.value, sid, mid, outcome)
-    return Response(str(MessagingResponse()), media_type="application/xml")
+    return Response(EMPTY_TWIML, media_type="application/xml")
 
 
 async def apply_status(

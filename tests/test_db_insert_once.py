@@ -1,0 +1,118 @@
+"""``Database.insert_once``: the webhooks' store-before-answer step."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, text
+
+from contact.db import Database
+from contact.models import Channel, DeliveryStatus, Direction, Message, utcnow
+from contact.settings import Settings
+
+MESSAGES = cast(Table, Message.__table__)
+
+
+def _row(sid: str) -> dict[str, Any]:
+    now = utcnow()
+    return dict(
+        channel=Channel.sms,
+        direction=Direction.inbound,
+        provider="test",
+        provider_id=sid,
+        from_addr="+8613800138000",
+        to_addr="+15550001111",
+        body="路灯不亮",
+        status=DeliveryStatus.received,
+        segments=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _insert(db: Database, sid: str) -> Any:
+    return await db.insert_once(
+        MESSAGES, _row(sid), conflict=("provider", "provider_id"), returning="id"
+    )
+
+
+def test_first_insert_returns_the_id_and_a_repeat_returns_none(
+    isolated_settings: Settings,
+) -> None:
+    async def scenario() -> tuple[Any, Any, Any, list[Any]]:
+        db = Database(isolated_settings.DATABASE_URL, pool_size=2)
+        try:
+            first = await _insert(db, "SM-once-1")
+            again = await _insert(db, "SM-once-1")
+            other = await _insert(db, "SM-once-2")
+            async with db.session() as s:
+                rows = list(
+                    await s.execute(
+                        text(
+                            "SELECT provider_id, status, direction, created_at FROM messages "
+                            "WHERE provider = 'test' ORDER BY id"
+                        )
+                    )
+                )
+            return first, again, other, rows
+        finally:
+            await db.dispose()
+
+    first, again, other, rows = asyncio.run(scenario())
+    assert isinstance(first, int) and isinstance(other, int) and other != first
+    assert again is None  # the same provider id: nothing new
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("SM-once-1", "received", "in"),
+        ("SM-once-2", "received", "in"),
+    ]
+    assert rows[0][3] is not None
+
+
+def test_unknown_columns_are_refused(isolated_settings: Settings) -> None:
+    async def scenario() -> None:
+        db = Database(isolated_settings.DATABASE_URL, pool_size=1)
+        try:
+            row = {**_row("SM-bad"), "nonsense": 1}
+            await db.insert_once(
+                MESSAGES, row, conflict=("provider", "provider_id"), returning="id"
+            )
+        finally:
+            await db.dispose()
+
+    with pytest.raises(Exception, match="nonsense"):
+        asyncio.run(scenario())
+
+
+def test_a_killed_database_connection_is_replaced_not_reused(
+    isolated_settings: Settings, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("server-side connections are PostgreSQL's")
+
+    async def scenario() -> tuple[bool, Any]:
+        db = Database(isolated_settings.DATABASE_URL, pool_size=1)
+        try:
+            await _insert(db, "SM-kill-1")
+            async with db.engine.connect() as conn:
+                pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            killer = Database(isolated_settings.DATABASE_URL, pool_size=1)
+            try:
+                async with killer.engine.connect() as c:
+                    await c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                    await c.commit()
+            finally:
+                await killer.dispose()
+            failed = False
+            try:
+                await _insert(db, "SM-kill-2")
+            except Exception:
+                failed = True  # the webhook answers 500 and Twilio retries
+            return failed, await _insert(db, "SM-kill-2")
+        finally:
+            await db.dispose()
+
+    failed, retried = asyncio.run(scenario())
+    assert failed
+    assert isinstance(retried, int)  # the retry got a fresh connection and stored it
