@@ -6,6 +6,7 @@ The only module in ``contact`` that imports the adapters (``channels``, ``ivr``,
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,30 +26,30 @@ from contact.models import Channel
 from contact.notify import Renderer
 from contact.runtime import Jobs, Lane, Runtime
 from contact.settings import Gateway, Settings, get_settings
+from contact.webhooks import ProviderWebhooks
 
 log = logging.getLogger("contact")
 
 
-def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
+def build_runtime(settings: Settings, *, pool_size: int | None = None) -> Runtime:
     from channels.sms.gateway import DevSmsGateway, TwilioSmsGateway
     from channels.sms.segments import segments
+    from ivr.gateway import DevVoiceGateway, TwilioVoiceGateway
 
-    db = Database(settings.DATABASE_URL, pool_size=pool_size)
+    db = Database(settings.DATABASE_URL, pool_size=pool_size or settings.DATABASE_POOL_SIZE)
     registry = AdapterRegistry()
-    if Gateway.twilio == settings.SMS_GATEWAY:
-        assert settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN
-        assert settings.TWILIO_FROM_NUMBER
-        registry.register(
-            TwilioSmsGateway(
-                settings.TWILIO_ACCOUNT_SID,
-                settings.TWILIO_AUTH_TOKEN,
-                settings.TWILIO_FROM_NUMBER,
-                settings.PUBLIC_BASE_URL,
-                db=db,
-            )
-        )
-    else:
-        registry.register(DevSmsGateway(db, settings.DEV_GATEWAY_LATENCY_MS))
+    sms = (
+        TwilioSmsGateway(*_twilio_account(settings), settings.PUBLIC_BASE_URL, db=db)
+        if Gateway.twilio == settings.SMS_GATEWAY
+        else DevSmsGateway(db, settings.DEV_GATEWAY_LATENCY_MS)
+    )
+    voice = (
+        TwilioVoiceGateway(*_twilio_account(settings), settings.PUBLIC_BASE_URL, db=db)
+        if Gateway.twilio == settings.VOICE_GATEWAY
+        else DevVoiceGateway(db)
+    )
+    registry.register(sms)
+    registry.register(voice)
     registry.register_measure(Channel.sms, segments)
     jobs: Jobs = RqJobs(settings.REDIS_URL) if settings.REDIS_URL else InProcessJobs()
     for lane in lanes():
@@ -61,6 +62,14 @@ def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
         jobs=jobs,
         renderer=Renderer(settings.DEFAULT_LOCALE),
     )
+
+
+def _twilio_account(settings: Settings) -> tuple[str, str, str]:
+    """Account SID, auth token and sending number (settings refuse a twilio gateway
+    without them)."""
+    assert settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN
+    assert settings.TWILIO_FROM_NUMBER
+    return settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_FROM_NUMBER
 
 
 def lanes() -> list[Lane]:
@@ -93,8 +102,14 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    from channels.sms.routes import dev_router, twilio_router
-    from channels.sms.status import status_router
+    from channels.sms.routes import INBOUND_PATH, dev_router, twilio_inbound, twilio_router
+    from channels.sms.status import STATUS_PATH, status_router, twilio_status_callback
+    from ivr.api import router as calls_api
+    from ivr.routes import FAST_PATHS as VOICE_PATHS
+    from ivr.routes import check_flow
+    from ivr.routes import router as voice_router
+
+    check_flow(settings)  # a flow that cannot run stops start-up, naming the fault
     from contact import api, devgateway
 
     @asynccontextmanager
@@ -104,6 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await rt.bus.start()
         await rt.warm()
         await rt.jobs.start(rt)
+        # What start-up built (modules, routes, the catalogue) lives as long as the
+        # process: keep it out of the collector's full passes, which would otherwise
+        # stop every request for ~75 ms now and then.
+        gc.freeze()
         try:
             yield
         finally:
@@ -141,9 +160,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.realtime)
     app.include_router(twilio_router)
     app.include_router(status_router)
+    app.include_router(voice_router)
+    app.include_router(calls_api)
     if settings.dev_gateway:
         app.include_router(dev_router)
         app.include_router(devgateway.router)
+    app.add_middleware(
+        ProviderWebhooks,
+        routes={INBOUND_PATH: twilio_inbound, STATUS_PATH: twilio_status_callback, **VOICE_PATHS},
+    )
     return app
 
 

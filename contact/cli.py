@@ -202,6 +202,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings_or_exit(), burst=args.burst)
 
 
+def cmd_ivr_simulate(args: argparse.Namespace) -> int:
+    from ivr.simulate import simulate
+
+    settings = settings_or_exit()
+    # What the caller hears goes to stdout; only warnings and errors to stderr.
+    level = logging.getLevelName(settings.LOG_LEVEL.upper())
+    logging.basicConfig(
+        level=max(logging.WARNING, level if isinstance(level, int) else logging.INFO),
+        format="%(levelname)s %(name)s %(message)s",
+    )
+    return simulate(settings, caller=args.caller, lang=args.lang)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="contact", description="Citizen contact center")
     sub = p.add_subparsers(dest="command", required=True)
@@ -246,6 +259,22 @@ def main(argv: list[str] | None = None) -> int:
     kr = ksub.add_parser("register", help="print a new device token once")
     kr.add_argument("--name", required=True)
     kr.set_defaults(func=lambda a: _add_secret("kiosk", a.name))
+
+    iv = sub.add_parser("ivr", help="the voice IVR")
+    ivsub = iv.add_subparsers(dest="ivr_command", required=True)
+    ivs = ivsub.add_parser(
+        "simulate",
+        help="a phone call in the terminal: prints what the caller hears, reads keys and "
+        "speech as typed lines",
+    )
+    ivs.add_argument("--from", dest="caller", default="+8613800000000", help="the caller's number")
+    ivs.add_argument(
+        "--lang",
+        choices=["zh-CN", "en"],
+        default=None,
+        help="language of the simulator's own messages (default: CONTACT_DEFAULT_LOCALE)",
+    )
+    ivs.set_defaults(func=cmd_ivr_simulate)
 
     args = p.parse_args(argv)
     return int(args.func(args))

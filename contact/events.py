@@ -62,6 +62,18 @@ class SlaEvent(_Event):
     due_at: str
 
 
+class CallEvent(_Event):
+    """A call entered the agents' queue, was connected to an agent, or ended."""
+
+    type: Literal["call.incoming", "call.connected", "call.ended"]
+    call_id: int
+    citizen_id: int | None  # the console looks up the caller's history by it
+    ticket_id: int | None
+    queue: str | None
+    agent_id: int | None
+    status: str | None = None
+
+
 class BusMessage(BaseModel):
     """What a websocket subscriber receives."""
 
@@ -76,4 +88,4 @@ class BusMessage(BaseModel):
         return {"id": self.id, "type": self.type, "created_at": self.created_at, **self.payload}
 
 
-AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent
+AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent | CallEvent

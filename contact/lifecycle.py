@@ -166,3 +166,28 @@ def _guard(
 # States in which a department is working on it (its deadlines run).
 OPEN_STATES = frozenset({S.received, S.dispatched, S.accepted, S.returned, S.reopened})
 FINAL_STATES = frozenset({S.closed, S.merged})
+
+
+# What a citizen hears or reads for each status (SMS status replies, the IVR).
+STATUS_NAMES = {
+    "zh-CN": {
+        "received": "已受理",
+        "dispatched": "已派单",
+        "accepted": "办理中",
+        "returned": "重新派单中",
+        "resolved": "已办结",
+        "reopened": "重新办理中",
+        "closed": "已归档",
+        "merged": "已合并办理",
+    },
+    "en": {
+        "received": "received",
+        "dispatched": "sent to the department",
+        "accepted": "being handled",
+        "returned": "being re-assigned",
+        "resolved": "resolved",
+        "reopened": "being handled again",
+        "closed": "closed",
+        "merged": "handled together with another request",
+    },
+}

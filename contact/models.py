@@ -422,6 +422,8 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
     reply: Mapped[str | None] = mapped_column(Text)
+    # How the citizen asked to hear updates (None: the default, SMS).
+    notify_channel: Mapped[Channel | None] = mapped_column(_enum(Channel, "notify_channel"))
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
     solved: Mapped[bool | None] = mapped_column(Boolean)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -560,4 +562,57 @@ class DevMessage(Base):
     template: Mapped[str | None] = mapped_column(String(64))
     segments: Mapped[int] = mapped_column(SmallInteger, default=1)
     status: Mapped[str] = mapped_column(String(16), default="delivered")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---------------------------------------------------------------- calls
+
+
+class Call(Base):
+    """A phone call, in or out: a contact in the citizen's history.
+
+    ``state`` is where the IVR flow stands (node, language, answers so far); ``path``
+    in it is the way the caller took through the menu. Unique on the provider's
+    CallSid, so a retried webhook finds the same call.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("provider", "call_sid", name="uq_calls_provider_sid"),
+        Index("ix_calls_queue", "queue", "queued_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))  # twilio | dev
+    call_sid: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    purpose: Mapped[str] = mapped_column(String(16), default="ivr")  # ivr | status | survey
+    from_addr: Mapped[str | None] = mapped_column(String(64))
+    to_addr: Mapped[str | None] = mapped_column(String(64))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    status: Mapped[str] = mapped_column(String(16), default="in-progress")  # Twilio CallStatus
+    flow: Mapped[str | None] = mapped_column(String(40))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # In the agents' queue: which queue and since when; taken by which agent, when.
+    queue: Mapped[str | None] = mapped_column(String(40))
+    queued_at: Mapped[datetime | None] = mapped_column()
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    connected_at: Mapped[datetime | None] = mapped_column()
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    transcription: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallStatusEvent(Base):
+    """Each status Twilio reported for a call, once (callbacks are retried)."""
+
+    __tablename__ = "call_status_events"
+    __table_args__ = (UniqueConstraint("call_id", "status", name="uq_call_status"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 import phonenumbers
@@ -21,6 +22,11 @@ class _In(BaseModel):
 
 def normalize_phone(value: str, region: str = "CN") -> str:
     """E.164, or ValueError with a message a person can act on."""
+    return _e164(value, region)
+
+
+@lru_cache(maxsize=4096)  # the same numbers text and call again and again
+def _e164(value: str, region: str) -> str:
     try:
         parsed = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:

@@ -548,9 +548,16 @@ async def _extension_reason(session: AsyncSession, ticket_id: int) -> str | None
 # ------------------------------------------------------------------ notifications
 
 
-def delivery_channel(ticket_channel: Channel) -> Channel:
-    """Status updates go back over SMS for every channel (voice calls where asked: later)."""
-    return Channel.sms
+def delivery_channel(rt: Runtime, ticket: Ticket, template: str) -> Channel:
+    """Status updates go by SMS, or by phone call where the citizen asked for it; the
+    reference itself always comes by SMS (the citizen keeps it)."""
+    wanted = ticket.notify_channel
+    if template in SMS_ONLY or wanted is None or wanted not in rt.registry.adapters:
+        return Channel.sms
+    return wanted
+
+
+SMS_ONLY = frozenset({"ticket_received"})
 
 
 async def _notify_reporters(
@@ -584,7 +591,7 @@ async def _notify(
     catalogue = await rt.catalogue()
     dept = catalogue.dept_by_id.get(ticket.department_id or -1)
     zh = ticket.locale == "zh-CN"
-    channel = delivery_channel(ticket.channel)
+    channel = delivery_channel(rt, ticket, template)
     ctx = {
         "reference": ticket.reference,
         "ref_grouped": grouped(ticket.reference),

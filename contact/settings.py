@@ -12,7 +12,7 @@ from datetime import time
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTACT_", extra="ignore", frozen=True)
 
     DATABASE_URL: str = "sqlite:///var/contact.db"
+    DATABASE_POOL_SIZE: int = Field(20, ge=1, le=200)
     REDIS_URL: str | None = None
     SECRET_KEY: str = DEMO_SECRET
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
@@ -49,6 +50,13 @@ class Settings(BaseSettings):
     OUTBOX_BACKOFF_SECONDS: Annotated[float, Field(gt=0)] = 5.0
     OUTBOX_LEASE_SECONDS: Annotated[float, Field(gt=0)] = 60.0
     SWEEP_INTERVAL_SECONDS: Annotated[int, Field(ge=1)] = 5
+    # How much lower the worker's CPU priority is than the server's (Unix nice, 0-19):
+    # on a shared host, answering webhooks and staff pages comes before background jobs.
+    WORKER_NICE: Annotated[int, Field(ge=0, le=19)] = 10
+    IVR_FLOW: str = "demo"  # the flow (ivr/flows/<name>.yaml) calls start in
+    # When callers can reach an agent: in the business calendar's working time, around
+    # the clock, or never (voicemail and a promised callback only).
+    AGENT_HOURS: Literal["calendar", "always", "never"] = "calendar"
     SLA_SCAN_INTERVAL_SECONDS: Annotated[int, Field(ge=1)] = 60
     DUE_SOON_FRACTION: Annotated[float, Field(gt=0, lt=1)] = 0.2
     # Texts from one number within this window join its open ticket.

@@ -170,6 +170,11 @@ class BusinessCalendar:
     def is_working_day(self, d: date) -> bool:
         return bool(self.periods(d))
 
+    def is_open(self, at: datetime) -> bool:
+        """Whether ``at`` falls in working time."""
+        at = _aware(at, "at").astimezone(UTC)
+        return any(begin <= at < end for begin, end in self._spans(at.astimezone(self.tz).date()))
+
     def _spans(self, d: date) -> list[tuple[datetime, datetime]]:
         """The working periods of ``d`` as UTC instants."""
         return [

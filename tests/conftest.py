@@ -35,6 +35,8 @@ PASSWORD = "demo-password-123"
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789abcdef"
 TRANSACTIONAL = (
+    "call_status_events",
+    "calls",
     "ticket_events",
     "attachments",
     "outbox",
