@@ -7,19 +7,20 @@ import contextlib
 import hashlib
 import logging
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Header, Query, Response, WebSocket, status
+from fastapi import APIRouter, Form, Header, Query, Request, Response, WebSocket, status
 from pydantic import BaseModel
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocketDisconnect
 
-from contact import bus, reports, repository, service
+from contact import auth, bus, reports, repository, service
 from contact.deps import (
     CurrentPrincipal,
     DbSession,
     RuntimeDep,
+    client_of,
     forget_principals,
     principal_for_token,
     token_from,
@@ -38,10 +39,12 @@ from contact.models import (
     Channel,
     Citizen,
     Department,
+    ExtensionState,
     Outbox,
     OutboxStatus,
     Role,
     Service,
+    SlaState,
     Ticket,
     TicketStatus,
     User,
@@ -70,7 +73,7 @@ from contact.schemas import (
     UserRead,
     normalize_phone,
 )
-from contact.security import hash_password, issue_token, mask_phone, verify_password
+from contact.security import hash_password, issue_token, mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +92,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 api = APIRouter(prefix="/api/v1", responses=ERRORS)
 health = APIRouter()
 realtime = APIRouter()
-
-LOCKOUT_AFTER = 5
-LOCKOUT_FOR = timedelta(minutes=15)
-
 
 # ------------------------------------------------------------------ health
 
@@ -134,30 +133,20 @@ async def readyz(rt: RuntimeDep, response: Response) -> dict[str, str]:
 
 @api.post("/auth/token", response_model=TokenRead, tags=["auth"])
 async def sign_in(
+    request: Request,
     rt: RuntimeDep,
     session: DbSession,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=200)],
 ) -> TokenRead:
-    user = (
-        await session.execute(select(User).where(User.username == username))
-    ).scalar_one_or_none()
-    now = utcnow()
-    if user is not None and user.locked_until and user.locked_until > now:
+    result = await auth.authenticate(session, username, password, client_of(request))
+    if result.outcome == "account_locked":
         log.warning("sign-in refused: %s is locked", username)
         raise Locked("too many failed sign-ins; try again later", code="account_locked")
-    if user is None or not user.active or not verify_password(user.password_hash, password):
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= LOCKOUT_AFTER:
-                user.locked_until = now + LOCKOUT_FOR
-                user.failed_logins = 0
-            await session.commit()
+    if result.user is None:
         log.warning("sign-in failed for %s", username)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    user.failed_logins = 0
-    user.locked_until = None
-    await session.commit()
+    user = result.user
     log.info("sign-in: %s (%s)", user.username, user.role.value)
     ttl = rt.settings.TOKEN_TTL_HOURS * 3600
     return TokenRead(
@@ -337,6 +326,9 @@ async def list_tickets(
     q: Annotated[str | None, Query(max_length=100)] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    sla: Annotated[list[SlaState] | None, Query()] = None,
+    extension: Annotated[list[ExtensionState] | None, Query()] = None,
+    order: Annotated[Literal["newest", "oldest", "due"], Query()] = "newest",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TicketPage:
@@ -355,6 +347,9 @@ async def list_tickets(
         q=q,
         created_from=created_from,
         created_to=created_to,
+        sla=sla,
+        extension=extension,
+        order=order,
     )
     rows, total = await repository.list_tickets(
         session, principal, filters, limit=limit, offset=offset
@@ -637,6 +632,10 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
     if principal is None:
         await websocket.close(code=4401, reason="sign in first")
         return
+    if not _same_origin(websocket):
+        # A page on another site may open a websocket with our cookie: refuse it.
+        await websocket.close(code=4403, reason="cross-site")
+        return
     viewer = bus.Viewer(
         all_departments=principal.sees_all,
         departments=principal.scope,
@@ -653,6 +652,11 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
                     if viewer.may_see(msg):
                         await websocket.send_json(msg.wire())
                         sent.add(msg.id)
+        else:
+            # Where the log stands: a client that reconnects asks for what came after it.
+            async with rt.db.session() as s:
+                head = await bus.head(s)
+            await websocket.send_json({"id": head, "type": "hello"})
         reader = asyncio.create_task(_drain(websocket))
         while not reader.done():
             getter = asyncio.ensure_future(sub.queue.get())
@@ -673,6 +677,18 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
         rt.bus.hub.unsubscribe(sub)
         if reader is not None:
             reader.cancel()
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """Cookie-authenticated sockets must come from a page of this site (browsers send
+    ``Origin``); bearer-token clients are not browsers riding on a cookie."""
+    if websocket.headers.get("authorization"):
+        return True
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    host = websocket.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contact.bus import Bus
@@ -110,7 +110,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from ivr.routes import router as voice_router
 
     check_flow(settings)  # a flow that cannot run stops start-up, naming the fault
-    from contact import api, devgateway
+    from agent_ui import api as staff_api
+    from agent_ui import web as staff_pages
+    from agent_ui.web import SignInFirst, signin_redirect
+    from contact import api, devgateway, stats_api
+    from contact.auth import CsrfGuard
+    from contact.deps import SESSION_COOKIE
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,6 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(SignInFirst)
+    async def sign_in_first(_: Request, exc: SignInFirst) -> Response:
+        return signin_redirect(exc.target)
+
     app.include_router(api.health)
     app.include_router(api.api)
     app.include_router(api.realtime)
@@ -162,9 +171,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(status_router)
     app.include_router(voice_router)
     app.include_router(calls_api)
+    app.include_router(stats_api.router)
+    app.include_router(staff_pages.router)
+    app.include_router(staff_api.router)
+    app.mount(staff_pages.STATIC_PREFIX, staff_pages.static_files(), name="staff-static")
     if settings.dev_gateway:
         app.include_router(dev_router)
         app.include_router(devgateway.router)
+    app.add_middleware(
+        CsrfGuard,
+        secret_key=settings.SECRET_KEY,
+        cookie=SESSION_COOKIE,
+        form_paths=staff_pages.FORM_PATHS,
+    )
     app.add_middleware(
         ProviderWebhooks,
         routes={INBOUND_PATH: twilio_inbound, STATUS_PATH: twilio_status_callback, **VOICE_PATHS},

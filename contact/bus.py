@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact.db import insert_into
@@ -80,6 +80,11 @@ async def record(session: AsyncSession, event: AnyEvent, audience: Audience) -> 
 
 def take_pending(session: AsyncSession) -> list[BusMessage]:
     return session.info.pop(PENDING_KEY, [])
+
+
+async def head(session: AsyncSession) -> int:
+    """The id of the latest event (0 when there is none)."""
+    return int((await session.execute(select(func.max(BusEvent.id)))).scalar_one() or 0)
 
 
 async def since(session: AsyncSession, last_id: int, limit: int = 1000) -> list[BusMessage]:

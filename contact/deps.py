@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from contact import auth
 from contact.errors import Unauthorized
 from contact.lifecycle import actor_for
 from contact.models import Department, User
@@ -47,29 +48,56 @@ PRINCIPAL_TTL = 5.0
 
 def forget_principals() -> None:
     _PRINCIPALS.clear()
+    _SESSIONS.clear()
+
+
+# Live browser sessions, checked against the database at most every few seconds.
+_SESSIONS: dict[str, tuple[float, int]] = {}
+
+
+def forget_session(token: str) -> None:
+    _SESSIONS.pop(token, None)
 
 
 async def principal_for_token(rt: Runtime, token: str | None) -> Principal | None:
+    """The staff user behind a bearer token or a session cookie (None: not signed in)."""
     if not token:
         return None
-    claims = read_token(rt.settings.SECRET_KEY, token)
-    if claims is None:
-        return None
-    cached = _PRINCIPALS.get(claims.user_id)
-    if cached and cached[0] > time.monotonic() and cached[1] == claims.version:
+    version: int | None = None
+    if token.startswith(auth.SESSION_PREFIX):
+        cached_session = _SESSIONS.get(token)
+        if cached_session and cached_session[0] > time.monotonic():
+            user_id = cached_session[1]
+        else:
+            async with rt.db.session() as s:
+                found = await auth.session_user_id(s, token)
+            if found is None:
+                _SESSIONS.pop(token, None)
+                return None
+            user_id = found
+            if len(_SESSIONS) > 10_000:
+                _SESSIONS.clear()
+            _SESSIONS[token] = (time.monotonic() + PRINCIPAL_TTL, user_id)
+    else:
+        claims = read_token(rt.settings.SECRET_KEY, token)
+        if claims is None:
+            return None
+        user_id, version = claims.user_id, claims.version
+    cached = _PRINCIPALS.get(user_id)
+    if cached and cached[0] > time.monotonic() and version in (None, cached[1]):
         return cached[2]
     async with rt.db.session() as s:
         row = (
             await s.execute(
                 select(User, Department.code)
                 .outerjoin(Department, Department.id == User.department_id)
-                .where(User.id == claims.user_id)
+                .where(User.id == user_id)
             )
         ).first()
     if row is None:
         return None
     user, dept_code = row
-    if not user.active or user.token_version != claims.version:
+    if not user.active or version not in (None, user.token_version):
         return None
     scope: frozenset[str] = frozenset()
     scope_ids: frozenset[int] = frozenset()
@@ -93,10 +121,17 @@ async def principal_for_token(rt: Runtime, token: str | None) -> Principal | Non
 
 
 def token_from(conn: HTTPConnection) -> str | None:
-    auth = conn.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
+    header = conn.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
     return conn.cookies.get(SESSION_COOKIE)
+
+
+def client_of(conn: HTTPConnection) -> auth.Client:
+    return auth.Client(
+        ip=conn.client.host if conn.client else "",
+        user_agent=conn.headers.get("user-agent", ""),
+    )
 
 
 async def current_principal(

@@ -348,6 +348,34 @@ class User(Base):
     department: Mapped[Department | None] = relationship(lazy="raise")
 
 
+class StaffSession(Base):
+    """A browser sign-in: the cookie holds a random id, the table only its sha256."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AuditEntry(Base):
+    """Who signed in or out, failed, or was locked out: append-only."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class ApiClient(Base):
     __tablename__ = "api_clients"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -17,6 +17,7 @@ from contact.errors import NotFound
 from contact.models import (
     Channel,
     Citizen,
+    ExtensionState,
     Message,
     SlaState,
     Ticket,
@@ -63,6 +64,9 @@ class TicketFilters:
     q: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    sla: list[SlaState] | None = None
+    extension: list[ExtensionState] | None = None
+    order: str = "newest"  # newest | oldest | due (the most urgent first)
 
 
 async def list_tickets(
@@ -96,14 +100,20 @@ async def list_tickets(
         stmt = stmt.where(Ticket.created_at >= f.created_from)
     if f.created_to:
         stmt = stmt.where(Ticket.created_at < f.created_to)
+    if f.sla:
+        stmt = stmt.where(Ticket.sla_state.in_(f.sla))
+    if f.extension:
+        stmt = stmt.where(Ticket.extension.in_(f.extension))
     total = (
         await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
     ).scalar_one()
-    rows = (
-        await session.execute(
-            stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit).offset(offset)
-        )
-    ).all()
+    order = {
+        "newest": (Ticket.created_at.desc(), Ticket.id.desc()),
+        "oldest": (Ticket.created_at, Ticket.id),
+        # No deadline (not yet dispatched) sorts last; ties by age.
+        "due": (Ticket.due_at.is_(None), Ticket.due_at, Ticket.created_at, Ticket.id),
+    }[f.order]
+    rows = (await session.execute(stmt.order_by(*order).limit(limit).offset(offset))).all()
     return [(r[0], r[1]) for r in rows], total
 
 

@@ -187,3 +187,41 @@ class RuleRouter:
             where = f"'{place_word}'" if place_word else "given"
             reason += f"; district {district} ({where}){how}"
         return RoutingDecision(service.code, department, district, reason, confidence, rule)
+
+
+def suggest(
+    catalogue: Catalogue, request: RoutingRequest, n: int = 3, router: Router | None = None
+) -> tuple[RoutingDecision, list[tuple[str, float, str]]]:
+    """The routing decision and up to ``n`` departments to offer an agent, best first:
+    the decision itself, the router's alternatives, then the departments of the other
+    services the text's keywords point to, then the bureau above a local office."""
+    decision = (router or RuleRouter()).route(catalogue, request)
+    ranked: list[tuple[str, float, str]] = []
+
+    def offer(code: str | None, confidence: float, reason: str) -> None:
+        if code and code in catalogue.departments and all(code != c for c, _, _ in ranked):
+            ranked.append((code, confidence, reason))
+
+    offer(decision.department, decision.confidence, decision.reason)
+    for code, confidence, reason in decision.alternatives:
+        offer(code, confidence, reason)
+    hits = catalogue.service_matches(request.text)
+    for service_code, words in sorted(hits.items(), key=lambda kv: -len(kv[1])):
+        if service_code == decision.service:
+            continue
+        service = catalogue.services[service_code]
+        shown = ", ".join(f"'{w}'" for w in words[:3])
+        department = service.department
+        if service.territorial and decision.district:
+            department, _ = _territorial_office(
+                catalogue, department, decision.district, (request.address, request.text)
+            )
+        offer(
+            department,
+            min(0.3 + 0.1 * len(words), 0.6),
+            f"keywords {shown} → service {service_code} → {department}",
+        )
+    if decision.department in catalogue.departments:
+        parent = catalogue.departments[decision.department].parent
+        offer(parent, max(decision.confidence - 0.3, 0.1), f"the bureau over {decision.department}")
+    return decision, ranked[:n]

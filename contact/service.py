@@ -390,7 +390,12 @@ async def _urge(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[
 
 
 async def _note(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
-    return Change(event_data={"text": body.text}, public=body.public)
+    """An internal note, or (``public``) a note on the track page; a public note from the
+    contact centre is also sent to the citizen over their channel (a reply)."""
+    notify = None
+    if body.public and who.sees_all and body.text:
+        notify = ("reply", {"body": body.text})
+    return Change(event_data={"text": body.text}, public=body.public, notify=notify)
 
 
 HANDLERS: dict[Action, Handler] = {

@@ -35,6 +35,8 @@ PASSWORD = "demo-password-123"
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789abcdef"
 TRANSACTIONAL = (
+    "staff_sessions",
+    "audit_log",
     "call_status_events",
     "calls",
     "ticket_events",
@@ -75,7 +77,11 @@ def truncate(url: str) -> None:
                     conn.execute(
                         text(f"TRUNCATE {', '.join(TRANSACTIONAL)} RESTART IDENTITY CASCADE")
                     )
-                    conn.execute(text("UPDATE users SET failed_logins = 0, locked_until = NULL"))
+                    conn.execute(
+                        text(
+                            "UPDATE users SET failed_logins = 0, locked_until = NULL, active = true"
+                        )
+                    )
                 return
             except OperationalError:
                 if attempt == 9:

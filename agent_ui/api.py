@@ -1,0 +1,210 @@
+"""What the staff pages ask the server beyond the ticket API: routing suggestions, the
+knowledge base, the supervisor's wallboard, the signed-in user's language."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import func, or_, select, update
+
+from contact.deps import CurrentPrincipal, DbSession, RuntimeDep, forget_principals
+from contact.errors import Forbidden, NotFound
+from contact.models import Call, Channel, KbArticle, SlaState, Ticket, TicketStatus, User, utcnow
+from contact.principal import Principal
+from contact.routing import RoutingRequest, suggest
+
+router = APIRouter(prefix="/api/v1", tags=["console"])
+
+OPEN_STATES = (
+    TicketStatus.received,
+    TicketStatus.dispatched,
+    TicketStatus.accepted,
+    TicketStatus.returned,
+    TicketStatus.reopened,
+)
+
+
+def _contact_centre(principal: Principal) -> None:
+    if not principal.sees_all:
+        raise Forbidden("for the contact centre and supervisors")
+
+
+class Suggestion(BaseModel):
+    department: str
+    name: str
+    confidence: float
+    reason: str
+
+
+class SuggestRead(BaseModel):
+    service: str | None
+    district: str | None
+    suggestions: list[Suggestion]
+
+
+@router.get("/routing/suggest", response_model=SuggestRead)
+async def routing_suggest(
+    rt: RuntimeDep,
+    principal: CurrentPrincipal,
+    text: Annotated[str, Query(max_length=4000)] = "",
+    service: Annotated[str | None, Query(max_length=32)] = None,
+    address: Annotated[str | None, Query(max_length=300)] = None,
+    district: Annotated[str | None, Query(max_length=32)] = None,
+) -> SuggestRead:
+    """The top three departments for a text (and service, address), each with its reason
+    and confidence; the new-ticket form also takes the district from here."""
+    _contact_centre(principal)
+    cat = await rt.catalogue()
+    request = RoutingRequest(text=text, service=service, address=address, district=district)
+    decision, ranked = suggest(cat, request)
+    zh = principal.locale == "zh-CN"
+    return SuggestRead(
+        service=decision.service,
+        district=decision.district,
+        suggestions=[
+            Suggestion(
+                department=code,
+                name=(cat.departments[code].name_zh if zh else cat.departments[code].name_en),
+                confidence=round(conf, 2),
+                reason=reason,
+            )
+            for code, conf, reason in ranked
+        ],
+    )
+
+
+class KbRead(BaseModel):
+    id: int
+    title: str
+    body: str
+    service: str | None
+
+
+@router.get("/kb", response_model=list[KbRead])
+async def kb_search(
+    rt: RuntimeDep,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(min_length=1, max_length=100)],
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> list[KbRead]:
+    """Knowledge-base answers whose title, body or keywords mention the words asked."""
+    terms = [w for w in q.split() if w][:5]
+    stmt = select(KbArticle)
+    for term in terms:
+        like = f"%{term.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(
+            or_(
+                KbArticle.title_zh.ilike(like),
+                KbArticle.title_en.ilike(like),
+                KbArticle.body_zh.ilike(like),
+                KbArticle.body_en.ilike(like),
+            )
+        )
+    rows = (await session.execute(stmt.order_by(KbArticle.id).limit(limit))).scalars().all()
+    cat = await rt.catalogue()
+    zh = principal.locale == "zh-CN"
+    return [
+        KbRead(
+            id=a.id,
+            title=a.title_zh if zh else a.title_en,
+            body=a.body_zh if zh else a.body_en,
+            service=cat.service_by_id[a.service_id].code
+            if a.service_id in cat.service_by_id
+            else None,
+        )
+        for a in rows
+    ]
+
+
+class Wallboard(BaseModel):
+    calls_waiting: int
+    longest_wait_seconds: int
+    agents_on_calls: int
+    today_by_channel: dict[str, int]
+    open_by_state: dict[str, int]
+    overdue: int
+    due_soon: int
+    extensions_requested: int
+    at: datetime
+
+
+@router.get("/wallboard", response_model=Wallboard)
+async def wallboard(rt: RuntimeDep, session: DbSession, principal: CurrentPrincipal) -> Wallboard:
+    """The supervisor's live figures: the voice queue, today's contacts, open work, breaches."""
+    if not principal.supervisor:
+        raise Forbidden("supervisors only")
+    now = utcnow()
+    waiting = (
+        await session.execute(
+            select(func.count(), func.min(func.coalesce(Call.queued_at, Call.started_at))).where(
+                Call.queue.is_not(None), Call.connected_at.is_(None), Call.ended_at.is_(None)
+            )
+        )
+    ).one()
+    on_calls = (
+        await session.execute(
+            select(func.count(func.distinct(Call.agent_id))).where(
+                Call.connected_at.is_not(None), Call.ended_at.is_(None)
+            )
+        )
+    ).scalar_one()
+    local_midnight = datetime.combine(now.astimezone(rt.settings.tz).date(), time(), rt.settings.tz)
+    by_channel = dict(
+        (c.value, n)
+        for c, n in (
+            await session.execute(
+                select(Ticket.channel, func.count())
+                .where(Ticket.created_at >= local_midnight)
+                .group_by(Ticket.channel)
+            )
+        ).all()
+    )
+    open_rows = (
+        await session.execute(
+            select(Ticket.status, Ticket.sla_state, Ticket.extension, func.count())
+            .where(Ticket.status.in_(OPEN_STATES))
+            .group_by(Ticket.status, Ticket.sla_state, Ticket.extension)
+        )
+    ).all()
+    states: Counter[str] = Counter()
+    overdue = due_soon = extensions = 0
+    for status, sla, extension, n in open_rows:
+        states[status.value] += n
+        overdue += n if sla == SlaState.overdue else 0
+        due_soon += n if sla == SlaState.due_soon else 0
+        extensions += n if extension.value == "requested" else 0
+    oldest = waiting[1]
+    return Wallboard(
+        calls_waiting=int(waiting[0]),
+        longest_wait_seconds=int((now - oldest).total_seconds()) if oldest else 0,
+        agents_on_calls=int(on_calls),
+        today_by_channel={c.value: by_channel.get(c.value, 0) for c in Channel},
+        open_by_state={s.value: states.get(s.value, 0) for s in OPEN_STATES},
+        overdue=overdue,
+        due_soon=due_soon,
+        extensions_requested=extensions,
+        at=now,
+    )
+
+
+class Preferences(BaseModel):
+    locale: Literal["zh-CN", "en"] = Field(description="the language of the staff pages")
+
+
+@router.patch("/me", response_model=Preferences, tags=["auth"])
+async def set_preferences(
+    session: DbSession, principal: CurrentPrincipal, body: Preferences
+) -> Preferences:
+    if principal.user_id is None:
+        raise NotFound("no such user")
+    await session.execute(
+        update(User).where(User.id == principal.user_id).values(locale=body.locale)
+    )
+    await session.commit()
+    forget_principals()
+    return body

@@ -1,0 +1,148 @@
+"""The staff pages' words in zh-CN and en; a user's own locale picks them."""
+
+from __future__ import annotations
+
+STRINGS: dict[str, dict[str, str]] = {
+    "product": {"zh-CN": "12345 热线工作台", "en": "Hotline workspace"},
+    "signin": {"zh-CN": "登录", "en": "Sign in"},
+    "signout": {"zh-CN": "退出", "en": "Sign out"},
+    "username": {"zh-CN": "用户名", "en": "Username"},
+    "password": {"zh-CN": "密码", "en": "Password"},
+    "bad_credentials": {"zh-CN": "用户名或密码错误", "en": "Wrong username or password"},
+    "account_locked": {
+        "zh-CN": "登录失败次数过多，账号已暂时锁定，请 15 分钟后再试",
+        "en": "Too many failed sign-ins: the account is locked for 15 minutes",
+    },
+    "csrf_failed": {
+        "zh-CN": "页面已过期，请重新提交",
+        "en": "The page expired; please submit again",
+    },
+    "forbidden": {"zh-CN": "您的角色无权访问此页面", "en": "Your role may not open this page"},
+    "console": {"zh-CN": "坐席", "en": "Console"},
+    "dept": {"zh-CN": "部门工作台", "en": "Department"},
+    "supervisor": {"zh-CN": "监督", "en": "Supervisor"},
+    "stats": {"zh-CN": "统计", "en": "Statistics"},
+    "admin": {"zh-CN": "管理", "en": "Admin"},
+    "live": {"zh-CN": "实时", "en": "Live"},
+    "connecting": {"zh-CN": "连接中…", "en": "Connecting…"},
+    "offline": {"zh-CN": "已断开，正在重连", "en": "Offline, reconnecting"},
+    "queue": {"zh-CN": "待处理", "en": "Queue"},
+    "inbox": {"zh-CN": "本部门工单", "en": "Inbox"},
+    "reference": {"zh-CN": "编号", "en": "Reference"},
+    "channel": {"zh-CN": "渠道", "en": "Channel"},
+    "kind": {"zh-CN": "类型", "en": "Kind"},
+    "service": {"zh-CN": "事项", "en": "Service"},
+    "status": {"zh-CN": "状态", "en": "Status"},
+    "department": {"zh-CN": "承办单位", "en": "Department"},
+    "district": {"zh-CN": "区域", "en": "District"},
+    "created": {"zh-CN": "受理时间", "en": "Received"},
+    "due": {"zh-CN": "办理时限", "en": "Due"},
+    "description": {"zh-CN": "诉求内容", "en": "Description"},
+    "address": {"zh-CN": "地址", "en": "Address"},
+    "phone": {"zh-CN": "电话", "en": "Phone"},
+    "empty": {"zh-CN": "暂无工单", "en": "Nothing here"},
+    "select_ticket": {"zh-CN": "选择一条工单查看", "en": "Select a ticket"},
+    "history": {"zh-CN": "办理过程", "en": "History"},
+    "messages": {"zh-CN": "往来短信", "en": "Messages"},
+    "suggestions": {"zh-CN": "派单建议", "en": "Routing suggestions"},
+    "dispatch": {"zh-CN": "派单", "en": "Dispatch"},
+    "accept": {"zh-CN": "签收", "en": "Accept"},
+    "return": {"zh-CN": "退单", "en": "Return"},
+    "request-extension": {"zh-CN": "申请延期", "en": "Request extension"},
+    "grant-extension": {"zh-CN": "同意延期", "en": "Grant extension"},
+    "deny-extension": {"zh-CN": "驳回延期", "en": "Deny extension"},
+    "resolve": {"zh-CN": "答复办结", "en": "Resolve"},
+    "reopen": {"zh-CN": "重办", "en": "Reopen"},
+    "close": {"zh-CN": "关闭", "en": "Close"},
+    "urge": {"zh-CN": "督办", "en": "Urge"},
+    "merge": {"zh-CN": "合并重复件", "en": "Merge duplicate"},
+    "note": {"zh-CN": "内部备注", "en": "Internal note"},
+    "reply_citizen": {"zh-CN": "回复市民", "en": "Reply to citizen"},
+    "public_note": {"zh-CN": "进展（市民可见）", "en": "Progress (citizen sees it)"},
+    "reason": {"zh-CN": "理由", "en": "Reason"},
+    "reply": {"zh-CN": "答复内容", "en": "Reply"},
+    "until": {"zh-CN": "延期至", "en": "Until"},
+    "into": {"zh-CN": "并入工单编号", "en": "Merge into reference"},
+    "text": {"zh-CN": "内容", "en": "Text"},
+    "submit": {"zh-CN": "提交", "en": "Submit"},
+    "cancel": {"zh-CN": "取消", "en": "Cancel"},
+    "kb": {"zh-CN": "知识库", "en": "Knowledge base"},
+    "kb_search": {"zh-CN": "搜索知识库", "en": "Search the knowledge base"},
+    "insert_answer": {"zh-CN": "插入答复", "en": "Insert answer"},
+    "take_next": {"zh-CN": "接听下一位", "en": "Take next caller"},
+    "caller": {"zh-CN": "来电人历史", "en": "Caller history"},
+    "no_caller": {"zh-CN": "当前无来电", "en": "No caller on the line"},
+    "queue_empty": {"zh-CN": "没有等待的来电", "en": "No caller is waiting"},
+    "new_ticket": {"zh-CN": "新建工单", "en": "New ticket"},
+    "search_service": {"zh-CN": "搜索事项", "en": "Search services"},
+    "shortcuts": {"zh-CN": "快捷键", "en": "Keyboard shortcuts"},
+    "done": {"zh-CN": "已完成", "en": "Done"},
+    "error": {"zh-CN": "操作失败", "en": "That did not work"},
+    "wallboard": {"zh-CN": "实时看板", "en": "Wallboard"},
+    "calls_waiting": {"zh-CN": "排队来电", "en": "Calls waiting"},
+    "longest_wait": {"zh-CN": "最长等待（秒）", "en": "Longest wait (s)"},
+    "agents_on_calls": {"zh-CN": "通话中坐席", "en": "Agents on calls"},
+    "today_by_channel": {"zh-CN": "今日受理（按渠道）", "en": "Today's contacts by channel"},
+    "open_by_state": {"zh-CN": "在办工单（按状态）", "en": "Open tickets by state"},
+    "breaches": {"zh-CN": "超期", "en": "Deadline breaches"},
+    "overdue": {"zh-CN": "已超期", "en": "Overdue"},
+    "due_soon": {"zh-CN": "即将到期", "en": "Due soon"},
+    "pending_approvals": {"zh-CN": "待审批（延期）", "en": "Extensions to decide"},
+    "reassign": {"zh-CN": "改派", "en": "Reassign"},
+    "volume": {"zh-CN": "受理量", "en": "Volume"},
+    "response_rate": {"zh-CN": "响应率", "en": "Response rate"},
+    "on_time_rate": {"zh-CN": "按期办结率", "en": "On-time resolution"},
+    "satisfaction_rate": {"zh-CN": "满意率", "en": "Satisfaction rate"},
+    "reopen_rate": {"zh-CN": "重办率", "en": "Reopen rate"},
+    "resolution_rate": {"zh-CN": "解决率", "en": "Resolution rate"},
+    "avg_handling": {"zh-CN": "平均办理时长（小时）", "en": "Average handling (h)"},
+    "ranking": {"zh-CN": "部门排名", "en": "Department ranking"},
+    "hotspots": {"zh-CN": "热点", "en": "Hot spots"},
+    "period_from": {"zh-CN": "起", "en": "From"},
+    "period_to": {"zh-CN": "止", "en": "To"},
+    "filter": {"zh-CN": "筛选", "en": "Filter"},
+    "all": {"zh-CN": "全部", "en": "All"},
+    "export_csv": {"zh-CN": "导出 CSV", "en": "Export CSV"},
+    "export_xlsx": {"zh-CN": "导出 Excel", "en": "Export XLSX"},
+    "users": {"zh-CN": "用户", "en": "Users"},
+    "departments": {"zh-CN": "部门", "en": "Departments"},
+    "services": {"zh-CN": "事项目录", "en": "Service catalogue"},
+    "audit": {"zh-CN": "登录审计", "en": "Sign-in audit"},
+    "role": {"zh-CN": "角色", "en": "Role"},
+    "activity": {"zh-CN": "新到工单", "en": "Just arrived"},
+    "language": {"zh-CN": "English", "en": "中文"},
+}
+
+CHANNELS = {
+    "sms": {"zh-CN": "短信", "en": "SMS"},
+    "voice": {"zh-CN": "电话", "en": "Phone"},
+    "web": {"zh-CN": "网页", "en": "Web"},
+    "kiosk": {"zh-CN": "自助终端", "en": "Kiosk"},
+    "open311": {"zh-CN": "Open311", "en": "Open311"},
+    "agent": {"zh-CN": "坐席", "en": "Agent"},
+}
+
+STATUSES = {
+    "received": {"zh-CN": "待派单", "en": "Received"},
+    "dispatched": {"zh-CN": "已派单", "en": "Dispatched"},
+    "accepted": {"zh-CN": "办理中", "en": "Accepted"},
+    "returned": {"zh-CN": "已退单", "en": "Returned"},
+    "resolved": {"zh-CN": "已办结", "en": "Resolved"},
+    "reopened": {"zh-CN": "重办", "en": "Reopened"},
+    "closed": {"zh-CN": "已关闭", "en": "Closed"},
+    "merged": {"zh-CN": "已合并", "en": "Merged"},
+}
+
+LOCALES = ("zh-CN", "en")
+
+
+def pick(locale: str | None) -> str:
+    return locale if locale in LOCALES else "zh-CN"
+
+
+def words(locale: str) -> dict[str, str]:
+    """Every string of the pages in one locale (also handed to the pages' scripts)."""
+    out = {k: v[locale] for k, v in STRINGS.items()}
+    out.update({f"channel.{k}": v[locale] for k, v in CHANNELS.items()})
+    out.update({f"status.{k}": v[locale] for k, v in STATUSES.items()})
+    return out

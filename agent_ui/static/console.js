@@ -1,0 +1,234 @@
+// The agent console: the live queue, the caller's history when a call connects,
+// dispatch with routing suggestions, answers from the knowledge base, new tickets.
+"use strict";
+
+(() => {
+  const { T, me, el, clear, toast, when, api, act, Live, shortcut, actionKey, TicketList, renderTicket } = Staff;
+  const detail = document.getElementById("detail");
+  const caller = document.getElementById("caller");
+  let current = null;
+
+  const queue = new TicketList(
+    document.getElementById("queue"),
+    () => "/api/v1/tickets?status=received&status=returned&status=reopened&order=oldest&limit=100",
+    (ref) => openTicket(ref),
+  );
+
+  async function openTicket(reference) {
+    try {
+      current = await api("GET", `/api/v1/tickets/${reference}`);
+    } catch (e) {
+      toast(`${T.error}: ${e.message}`, true);
+      return;
+    }
+    renderTicket(detail, current, {
+      extras: { dispatch: dispatchExtras, resolve: kbExtras, note: noteExtras },
+    });
+  }
+
+  // Dispatch: the three suggested departments first (keys 1-3 pick), then every department.
+  async function dispatchExtras(form, t) {
+    const select = form.elements.department;
+    const list = el("ol", { class: "suggestions", "aria-label": T.suggestions });
+    form.prepend(el("h3", {}, T.suggestions), list);
+    const params = new URLSearchParams({ text: t.description });
+    if (t.service) params.set("service", t.service);
+    if (t.address) params.set("address", t.address);
+    if (t.district) params.set("district", t.district);
+    const [sugg, departments] = await Promise.all([
+      api("GET", `/api/v1/routing/suggest?${params}`),
+      api("GET", "/api/v1/departments"),
+    ]);
+    sugg.suggestions.forEach((s, i) => {
+      list.append(el("li", {},
+        el("button", { type: "button", class: "suggestion", dataset: { department: s.department },
+          onclick: () => { select.value = s.department; form.requestSubmit(); } },
+          el("kbd", {}, String(i + 1)), ` ${s.name} (${s.department}) · ${Math.round(s.confidence * 100)}%`),
+        el("div", { class: "reason" }, s.reason)));
+    });
+    for (const d of departments) {
+      select.append(el("option", { value: d.code }, `${d.code} · ${me.locale === "zh-CN" ? d.name_zh : d.name_en}`));
+    }
+    if (sugg.suggestions.length) select.value = sugg.suggestions[0].department;
+    form.dataset.ready = "1";
+    form.addEventListener("keydown", (ev) => {
+      const n = Number(ev.key);
+      if (n >= 1 && n <= sugg.suggestions.length) {
+        ev.preventDefault();
+        select.value = sugg.suggestions[n - 1].department;
+        form.requestSubmit();
+      }
+    });
+    (list.querySelector("button") || select).focus();
+  }
+
+  // Resolve an inquiry at once: search the knowledge base, insert an answer as the reply.
+  function kbExtras(form) {
+    const box = el("div", { class: "kb" });
+    const input = el("input", { type: "search", id: "kb-q", "aria-label": T.kb_search, placeholder: T.kb_search });
+    const results = el("ol", { class: "kb-results" });
+    let timer = null;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        clear(results);
+        if (!input.value.trim()) return;
+        for (const a of await api("GET", `/api/v1/kb?q=${encodeURIComponent(input.value)}`)) {
+          results.append(el("li", {}, el("strong", {}, a.title), " ",
+            el("button", { type: "button", onclick: () => { form.elements.reply.value = a.body; form.elements.reply.focus(); } }, T.insert_answer),
+            el("p", { class: "muted" }, a.body.slice(0, 160))));
+        }
+      }, 200);
+    });
+    box.append(el("label", { for: "kb-q" }, T.kb), input, results);
+    form.prepend(box);
+  }
+
+  function noteExtras(form) {
+    const label = form.querySelector("label.check");
+    if (label) label.lastChild.textContent = " " + T.reply_citizen;
+  }
+
+  // ---------------------------------------------------------------- calls
+  function showCaller(data) {
+    clear(caller);
+    const c = data.call;
+    caller.append(el("p", { class: "call" }, `${c.caller || "—"} · ${c.language || ""} · ${when(c.started_at)}`));
+    const h = data.history;
+    const list = el("ul", { class: "history" });
+    for (const t of h.tickets || []) {
+      list.append(el("li", {}, el("button", { type: "button", onclick: () => openTicket(t.reference) }, t.reference_grouped || t.reference), ` ${Staff.word("status", t.status)} · ${t.description || ""}`));
+    }
+    for (const m of h.messages || []) list.append(el("li", { class: "msg-" + m.direction }, `${when(m.created_at)} ${m.body}`));
+    for (const call of h.calls || []) list.append(el("li", {}, `☎ ${when(call.started_at)} ${(call.path || []).join(" › ")}`));
+    caller.append(list);
+    const phone = document.getElementById("nt-phone");
+    if (phone && c.from_addr) phone.value = c.from_addr;
+    caller.dataset.callId = String(c.id);
+  }
+
+  async function takeNext() {
+    try {
+      showCaller(await api("POST", "/api/v1/calls/next"));
+    } catch (e) {
+      toast(e.status === 404 ? T.queue_empty : `${T.error}: ${e.message}`, e.status !== 404);
+    }
+  }
+
+  // ---------------------------------------------------------------- new ticket
+  const dialog = document.getElementById("new-ticket");
+  const ntForm = document.getElementById("new-ticket-form");
+  let services = [];
+
+  async function openNewTicket() {
+    if (!services.length) {
+      services = await api("GET", "/api/v1/services");
+      const select = document.getElementById("nt-service");
+      const list = document.getElementById("nt-services");
+      for (const s of services) {
+        const name = me.locale === "zh-CN" ? s.name_zh : s.name_en;
+        select.append(el("option", { value: s.code }, `${name} (${s.code})`));
+        list.append(el("option", { value: `${name} (${s.code})` }));
+      }
+      serviceFields();
+    }
+    dialog.showModal();
+    document.getElementById("nt-service-search").focus();
+  }
+
+  function serviceFields() {
+    const code = document.getElementById("nt-service").value;
+    const box = clear(document.getElementById("nt-fields"));
+    const s = services.find((x) => x.code === code);
+    for (const f of (s && s.fields) || []) {
+      const id = `nt-field-${f.name}`;
+      const label = (me.locale === "zh-CN" ? f.label_zh : f.label_en) || f.name;
+      let input;
+      if (f.type === "choice" || f.values) {
+        input = el("select", { id, name: `field:${f.name}` }, ...(f.values || []).map((v) => el("option", { value: v.key || v }, v.name || v.key || v)));
+      } else {
+        input = el("input", { id, name: `field:${f.name}`, required: f.required });
+      }
+      box.append(el("label", { for: id }, label), input);
+    }
+  }
+
+  document.getElementById("nt-service-search").addEventListener("change", (ev) => {
+    const m = /\(([^)]+)\)$/.exec(ev.target.value);
+    if (m) { document.getElementById("nt-service").value = m[1]; serviceFields(); }
+  });
+  document.getElementById("nt-service").addEventListener("change", serviceFields);
+  let placeTimer = null;
+  document.getElementById("nt-address").addEventListener("input", (ev) => {
+    clearTimeout(placeTimer);
+    placeTimer = setTimeout(async () => {
+      const r = await api("GET", `/api/v1/routing/suggest?address=${encodeURIComponent(ev.target.value)}&service=${document.getElementById("nt-service").value}`);
+      document.getElementById("nt-district").textContent = r.district ? `${T.district}: ${r.district}` : "";
+    }, 250);
+  });
+  document.getElementById("new-ticket-cancel").addEventListener("click", () => dialog.close());
+  ntForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const data = new FormData(ntForm);
+    const body = { channel: caller.dataset.callId ? "voice" : "agent", fields: {} };
+    for (const [k, v] of data.entries()) {
+      if (!v) continue;
+      if (k.startsWith("field:")) body.fields[k.slice(6)] = v;
+      else body[k] = v;
+    }
+    try {
+      const t = await api("POST", "/api/v1/tickets", body);
+      dialog.close();
+      ntForm.reset();
+      toast(`${T.new_ticket}: ${t.reference_grouped}`);
+      queue.refresh();
+      openTicket(t.reference);
+    } catch (e) {
+      toast(`${T.error}: ${e.message}`, true);
+    }
+  });
+
+  // ---------------------------------------------------------------- live
+  // One line per ticket that arrives, newest first (the last 50).
+  const activity = document.getElementById("activity");
+  function arrived(msg) {
+    activity.prepend(el("li", { dataset: { reference: msg.reference, eventId: String(msg.id) } },
+      el("time", {}, when(msg.created_at)), " ",
+      el("button", { type: "button", onclick: () => queue.open(msg.reference) }, msg.reference),
+      ` ${Staff.word("channel", msg.channel)}`));
+    while (activity.children.length > 50) activity.lastChild.remove();
+  }
+
+  const live = new Live((msg) => {
+    if (msg.type === "ticket.created") arrived(msg);
+    if (msg.type.startsWith("ticket.")) {
+      queue.refresh();
+      if (current && msg.reference === current.reference) openTicket(current.reference);
+    } else if (msg.type === "call.connected" && me && msg.agent_id === me.user_id) {
+      api("GET", `/api/v1/calls/${msg.call_id}`).then(showCaller).catch(() => {});
+    }
+  }, () => queue.refresh());
+
+  document.getElementById("take-next").addEventListener("click", takeNext);
+  document.getElementById("new-ticket-open").addEventListener("click", openNewTicket);
+  document.addEventListener("acted", () => { queue.refresh(); if (current) openTicket(current.reference); });
+
+  shortcut("n", T.take_next, takeNext);
+  shortcut("c", T.new_ticket, openNewTicket);
+  shortcut("j", "↓", () => queue.move(1));
+  shortcut("k", "↑", () => queue.move(-1));
+  actionKey("d", "dispatch");
+  actionKey("r", "resolve");
+  actionKey("i", "note");
+  actionKey("m", "merge");
+  shortcut("/", T.kb_search, () => {
+    const b = document.querySelector('.actions button[data-action="resolve"]');
+    if (!b) return;
+    b.click();
+    const q = document.getElementById("kb-q");
+    if (q) q.focus();
+  });
+
+  live.start();
+  queue.load();
+})();

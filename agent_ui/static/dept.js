@@ -1,0 +1,41 @@
+// The department workbench: the inbox by deadline, accept, return, extension, progress, resolve.
+"use strict";
+
+(() => {
+  const { T, toast, api, Live, shortcut, actionKey, TicketList, renderTicket } = Staff;
+  const detail = document.getElementById("detail");
+  let current = null;
+
+  const inbox = new TicketList(
+    document.getElementById("inbox"),
+    () => "/api/v1/tickets?status=dispatched&status=accepted&status=reopened&order=due&limit=200",
+    (ref) => openTicket(ref),
+  );
+
+  async function openTicket(reference) {
+    try {
+      current = await api("GET", `/api/v1/tickets/${reference}`);
+    } catch (e) {
+      current = null;
+      detail.textContent = e.status === 404 ? T.select_ticket : `${T.error}: ${e.message}`;
+      return;
+    }
+    renderTicket(detail, current, {});
+  }
+
+  const live = new Live((msg) => {
+    inbox.refresh();
+    if (current && msg.reference === current.reference) openTicket(current.reference);
+  }, () => inbox.refresh());
+
+  document.addEventListener("acted", () => { inbox.refresh(); if (current) openTicket(current.reference); });
+  shortcut("j", "↓", () => inbox.move(1));
+  shortcut("k", "↑", () => inbox.move(-1));
+  actionKey("a", "accept");
+  actionKey("b", "return");
+  actionKey("e", "request-extension");
+  actionKey("i", "note");
+  actionKey("r", "resolve");
+  live.start();
+  inbox.load().catch((e) => toast(`${T.error}: ${e.message}`, true));
+})();

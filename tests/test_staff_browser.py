@@ -1,0 +1,316 @@
+"""The staff pages in a real browser (Debian's chromium driven by Playwright).
+
+A text arrives through /dev/sms; the agent sees it live and dispatches it; the
+department's clerk, in a second browser context, sees it arrive, accepts and
+resolves it; the supervisor's statistics move; the citizen's status text is in the
+dev outbox. Screenshots of every screen go to ``var/test-artifacts/screenshots``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from contact.app import create_app
+from contact.settings import Settings
+from tests.conftest import PASSWORD, ROOT, wait_for
+from tests.ivr_helpers import TOKEN as VOICE_TOKEN
+from tests.ivr_helpers import Phone
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "var" / "test-artifacts" / "screenshots"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get)"
+    ),
+]
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The app under uvicorn in a thread of this process, on a free local port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Twilio's webhooks are signed for the public URL the tests' phone uses.
+        settings = settings.model_copy(
+            update={"TWILIO_AUTH_TOKEN": VOICE_TOKEN, "AGENT_HOURS": "always"}
+        )
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()))
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def browser(live: LiveServer) -> Iterator[Any]:
+    # After the server: Playwright's sync API keeps an event loop running in this
+    # thread, so everything that sets up the database must come first.
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(backend: str) -> Any:
+    folder = SHOTS / backend
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shot(page: Any, name: str) -> None:
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+    return shot
+
+
+def sign_in(browser: Any, live: LiveServer, username: str) -> Any:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live.url}/signin")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/(console|dept|supervisor|admin)/$"))
+    if page.locator("#conn").count():
+        page.wait_for_selector("#conn[data-state=live]")
+    return page
+
+
+def text_in(live: LiveServer, phone: str, body: str) -> str:
+    r = httpx.post(f"{live.url}/dev/sms", data={"From": phone, "Body": body}, timeout=10)
+    assert r.status_code == 200, r.text
+    return str(r.json()["ticket_reference"])
+
+
+def api_token(live: LiveServer, username: str) -> dict[str, str]:
+    r = httpx.post(
+        f"{live.url}/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def row(page: Any, reference: str) -> Any:
+    return page.locator(f'tr[data-reference="{reference}"]')
+
+
+def stat(page: Any, name: str) -> str:
+    return str(page.locator(f"#st-{name}").inner_text())
+
+
+HOSTILE = (
+    "小区路灯不亮 东湖区 <script>window.__pwned=1</script>"
+    '<img src=x onerror="window.__pwned=2"> =HYPERLINK("http://evil")'
+)
+
+
+class TestTheLoopInTheBrowser:
+    def test_a_text_goes_from_the_console_to_the_department_and_back(
+        self, live: LiveServer, browser: Any, shots: Any
+    ) -> None:
+        signin = browser.new_page()
+        signin.goto(f"{live.url}/signin")
+        shots(signin, "00-signin")
+        signin.close()
+
+        agent = sign_in(browser, live, "agent1")
+        shots(agent, "01-console-empty")
+
+        phone = "+8613900139001"
+        sent = time.monotonic()
+        reference = text_in(live, phone, HOSTILE)
+        row(agent, reference).wait_for(timeout=2_000)  # live, without a reload
+        seen_after = time.monotonic() - sent
+        assert seen_after < 2.0
+        assert agent.locator(f'#activity li[data-reference="{reference}"]').count() == 1
+
+        row(agent, reference).click()
+        agent.wait_for_selector("#detail-description")
+        # Citizen text is shown as text, never run or parsed.
+        assert HOSTILE in agent.inner_text("#detail-description")
+        assert agent.evaluate("window.__pwned") is None
+        assert agent.locator("#detail img").count() == 0
+        shots(agent, "02-console-ticket")
+
+        agent.keyboard.press("d")  # dispatch, by keyboard
+        first = agent.locator("button.suggestion").first
+        first.wait_for()
+        assert "cgj-dh" in first.inner_text()
+        shots(agent, "03-console-dispatch")
+
+        clerk = sign_in(browser, live, "cgj-dh-clerk")
+        shots(clerk, "04-dept-before")
+        agent.wait_for_selector("form.action-form[data-ready]")
+        agent.keyboard.press("1")  # the first suggestion
+        row(clerk, reference).wait_for(timeout=5_000)  # arrives live
+        wait_for(lambda: row(agent, reference).count() == 0, timeout=5)  # out of the queue
+        shots(clerk, "05-dept-arrived")
+
+        supervisor = sign_in(browser, live, "supervisor1")
+        supervisor.goto(f"{live.url}/supervisor/stats")
+        supervisor.wait_for_selector("#st-volume:not(:empty)")
+        resolved_before = stat(supervisor, "resolved")
+        shots(supervisor, "06-stats-before")
+
+        row(clerk, reference).click()
+        clerk.wait_for_selector('.actions button[data-action="accept"]')
+        clerk.keyboard.press("a")  # accept (签收)
+        clerk.wait_for_selector('.actions button[data-action="resolve"]')
+        clerk.click('.actions button[data-action="resolve"]')
+        clerk.fill("#f-resolve-reply", "路灯已于今日修复。")
+        shots(clerk, "07-dept-resolve")
+        clerk.locator("form.action-form button[type=submit]").click()
+        wait_for(lambda: row(clerk, reference).count() == 0, timeout=5)
+        assert clerk.evaluate("window.__pwned") is None
+
+        supervisor.reload()
+        supervisor.wait_for_selector("#st-volume:not(:empty)")
+        wait_for(lambda: stat(supervisor, "resolved") != resolved_before, timeout=5)
+        shots(supervisor, "08-stats-after")
+
+        supervisor.goto(f"{live.url}/supervisor/")
+        supervisor.wait_for_selector("#wb-overdue:not(:has-text('—'))")
+        shots(supervisor, "09-wallboard")
+
+        def status_text() -> list[dict[str, Any]]:
+            rows = httpx.get(f"{live.url}/dev/outbox.json").json()
+            return [m for m in rows if m["to"] == phone and m["template"] == "ticket_resolved"]
+
+        (sms,) = wait_for(status_text, timeout=15)
+        assert "路灯已于今日修复" in sms["body"]
+
+        admin = sign_in(browser, live, "admin")
+        admin.goto(f"{live.url}/admin/")
+        assert admin.locator("#audit td", has_text="sign_in").count() >= 4
+        shots(admin, "10-admin")
+
+    def test_after_a_10_second_drop_every_new_ticket_shows_once(
+        self, live: LiveServer, browser: Any, shots: Any
+    ) -> None:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        dropping = threading.Event()
+        open_sockets: list[Any] = []
+
+        def route(ws: Any) -> None:
+            if dropping.is_set():
+                ws.close(code=1011, reason="network down")
+                return
+            ws.connect_to_server()
+            open_sockets.append(ws)
+
+        page.route_web_socket(re.compile(r".*/ws(\?.*)?$"), route)
+        page.goto(f"{live.url}/signin?next=/console/")
+        page.fill("#username", "agent1")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#conn[data-state=live]")
+        before = text_in(live, "+8613900139002", "噪音扰民 夜间施工")
+        row(page, before).wait_for()
+
+        dropping.set()
+        for ws in open_sockets:
+            ws.close(code=1011, reason="network down")
+        page.wait_for_selector("#conn[data-state=offline]")
+        started = time.monotonic()
+        refs = [text_in(live, f"+861390013910{i}", f"第{i}条：道路积水") for i in range(5)]
+        shots(page, "11-console-offline")
+        time.sleep(max(0.0, 10 - (time.monotonic() - started)))
+        for r in refs:
+            assert row(page, r).count() == 0  # nothing arrived while the network was down
+        dropping.clear()
+
+        page.wait_for_selector("#conn[data-state=live]", timeout=20_000)
+        for r in refs:
+            row(page, r).wait_for(timeout=5_000)
+        time.sleep(0.5)  # anything doubled would show by now
+        for r in [*refs, before]:
+            assert row(page, r).count() == 1
+            assert page.locator(f'#activity li[data-reference="{r}"]').count() == 1
+        shots(page, "12-console-caught-up")
+        context.close()
+
+    def test_a_clerk_sees_only_its_own_department(self, live: LiveServer, browser: Any) -> None:
+        agent = api_token(live, "agent1")
+        ours = text_in(live, "+8613900139003", "东湖区路灯不亮")
+        theirs = text_in(live, "+8613900139004", "学校门口交通拥堵")
+        clerk = sign_in(browser, live, "cgj-dh-clerk")
+        for ref, dept in ((ours, "cgj-dh"), (theirs, "jyj")):
+            r = httpx.post(
+                f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
+                json={"department": dept},
+                headers=agent,
+            )
+            assert r.status_code == 200, r.text
+        row(clerk, ours).wait_for()
+        time.sleep(0.5)
+        assert row(clerk, theirs).count() == 0
+        # The page's own session cannot read the other ticket either.
+        status = clerk.evaluate("r => fetch('/api/v1/tickets/' + r).then(x => x.status)", theirs)
+        assert status == 404
+        assert clerk.goto(f"{live.url}/console/").status == 403
+        assert clerk.goto(f"{live.url}/supervisor/").status == 403
+
+
+class TestCalls:
+    def test_taking_the_next_caller_pops_their_history_at_once(
+        self, live: LiveServer, browser: Any, shots: Any
+    ) -> None:
+        caller = "+8613900139005"
+        earlier = text_in(live, caller, "楼下烧烤油烟很大")
+        with httpx.Client(base_url=live.url, timeout=10) as line:
+            phone = Phone(line, caller)  # type: ignore[arg-type]
+            phone.dial()
+            phone.press("1")
+            assert phone.press("0").enqueue is not None  # waiting for an agent
+        agent = sign_in(browser, live, "agent1")
+        started = time.monotonic()
+        agent.keyboard.press("n")  # take the next caller
+        agent.locator("#caller button", has_text=earlier).wait_for(timeout=1_000)
+        assert time.monotonic() - started < 1.0
+        shots(agent, "13-console-caller")
+        agent.locator("#caller button", has_text=earlier).click()
+        agent.wait_for_selector("#detail-description")
+        assert "楼下烧烤油烟很大" in agent.inner_text("#detail-description")
+        agent.keyboard.press("n")  # nobody else is waiting: said, not an error
+        agent.wait_for_selector("#toast:not([hidden])")
+        assert "没有等待的来电" in agent.inner_text("#toast")
