@@ -650,7 +650,7 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
             async with rt.db.session() as s:
                 for msg in await bus.since(s, since):
                     if viewer.may_see(msg):
-                        await websocket.send_json(msg.wire())
+                        await websocket.send_text(msg.wire_text)
                         sent.add(msg.id)
         else:
             # Where the log stands: a client that reconnects asks for what came after it.
@@ -667,7 +667,7 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
             msg = getter.result()
             if msg.id in sent or not viewer.may_see(msg):
                 continue
-            await websocket.send_json(msg.wire())
+            await websocket.send_text(msg.wire_text)
             if sub.overflowed:
                 await websocket.close(code=4000, reason="too slow; reconnect with ?since=")
                 break

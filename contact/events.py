@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -86,6 +88,11 @@ class BusMessage(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         return {"id": self.id, "type": self.type, "created_at": self.created_at, **self.payload}
+
+    @cached_property
+    def wire_text(self) -> str:
+        """The message as sent: encoded once, however many consoles receive it."""
+        return json.dumps(self.wire(), ensure_ascii=False, separators=(",", ":"))
 
 
 AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent | CallEvent
