@@ -14,7 +14,18 @@
    texts of phase 3 would keep the worker busy): a key at the main menu and a ticket
    reference looked up from its own phone, each measured like the webhook (closed
    loop for the peak, three half-peak open loops), every request on a call of its own;
-5. peak RSS of every server and worker process during the intake, webhook and IVR phases.
+5. console: the bench database made afresh with 1,000,000 generated tickets
+   (:mod:`bench.generate`), a new ``contact serve --workers 2`` + ``contact worker``:
+   the staff console's list requests (the agents' queue, a clerk's inbox, a caller's
+   history, a call with it) timed one at a time, p50/p95/p99; then 200 websocket
+   consoles on ``/ws`` and tickets opened at 20/s for 10 s, three times: from just
+   before each POST to its ``ticket.created`` at each console, p50/p99 (the median run
+   by p99), beside a bare Redis pub/sub fan-out to 200 subscribers timed the same way
+   (:mod:`bench.console`);
+6. peak RSS of every server and worker process during the intake, webhook, IVR and
+   console phases.
+
+``--only console`` runs phase 5 alone and updates its part of var/bench.json.
 
 The same load client (wrk when installed) drives every closed loop at the same
 concurrency; the open loop is the asyncio client (wrk cannot pace requests).
@@ -24,6 +35,7 @@ Everything runs on 127.0.0.1; every process started here is stopped on exit.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -49,7 +61,21 @@ except ImportError:  # pragma: no cover
     raise SystemExit("bench: psutil is missing; .venv/bin/python -m pip install psutil") from None
 
 from bench.bodies import ServiceRow, make_bodies, make_texts
+from bench.console import (
+    Fanout,
+    HostCpu,
+    QueryRun,
+    console_queries,
+    median_by_p99,
+    redis_fanout,
+    sample_callers,
+    time_queries,
+    websocket_fanout,
+)
+from bench.console import as_dict as console_dict
 from bench.cpu import CpuMeter
+from bench.generate import Report as GenerateReport
+from bench.generate import generate
 from bench.limit_app import SCRATCH_DDL
 from bench.load import Load, LoadResult
 from bench.memory import MemorySampler
@@ -78,6 +104,10 @@ WEBHOOK_LIMIT_GOAL = 0.40  # signed webhooks per second as a share of the limit
 WEBHOOK_P99_GOAL_MS = 50.0  # at half the peak rate (open loop)
 IVR_P99_GOAL_MS = 20.0  # at half the peak rate: a caller must never hear silence
 IVR_CALLERS = 200  # callers with a ticket each; every measured call is from one of them
+CONSOLE_QUERY_P95_GOAL_MS = 100.0  # the console's list requests over a million tickets
+DELIVERY_P99_GOAL_MS = 100.0  # a new ticket on every open console
+CONSOLE_CLERK = "cgj-dh-clerk"  # a district office with street offices below it
+CONSOLE_VIEWERS = ("agent1", "agent2", "supervisor1")  # the websocket consoles' users
 
 
 def say(msg: str) -> None:
@@ -167,8 +197,8 @@ def intake_counts() -> dict[str, Any]:
 # ------------------------------------------------------------------ phases
 
 
-def sign_in(port: int) -> str:
-    data = urllib.parse.urlencode({"username": "agent1", "password": PASSWORD}).encode()
+def sign_in(port: int, username: str = "agent1") -> str:
+    data = urllib.parse.urlencode({"username": username, "password": PASSWORD}).encode()
     req = urllib.request.Request(f"http://{HOST}:{port}/api/v1/auth/token", data=data)
     with urllib.request.urlopen(req, timeout=10) as r:
         return str(json.loads(r.read())["access_token"])
@@ -619,6 +649,98 @@ def ivr_phase(group: Group, load: Load, args: argparse.Namespace, limit_rps: flo
         stop_phase(group, "ivr", spies)
 
 
+@dataclass
+class ConsoleRun:
+    generated: GenerateReport
+    queries: list[QueryRun]
+    websocket: list[Fanout]  # one per run
+    redis: list[Fanout]
+    sampler: MemorySampler
+    exceptions: tuple[int, str | None]
+    cpu: dict[str, dict[str, float]]  # per window: cores busy per process group and others
+
+
+def console_phase(group: Group, args: argparse.Namespace, bodies: list[str]) -> ConsoleRun:
+    setup_database()
+    say(f"  generating {args.console_tickets:,} tickets in {DB_NAME} ...")
+    generated = generate(DB_URL, tickets=args.console_tickets, say=say)
+    say(f"  {generated.line()}")
+    phones, calls = sample_callers(DB_URL, 100)
+    checkpoint()
+    port = free_port()
+    env = contact_env()
+    server = group.start(
+        "console-server",
+        [str(BIN / "contact"), "serve", "--host", HOST, "--port", str(port), "--workers", "2"],
+        env,
+        ROOT,
+    )
+    worker = group.start("console-worker", [str(BIN / "contact"), "worker"], env, ROOT)
+    sampler = MemorySampler({"server": server, "worker": worker})
+    sampler.start()
+    try:
+        wait_http(f"http://{HOST}:{port}/readyz", group, "console-server")
+        tokens = {u: sign_in(port, u) for u in (*CONSOLE_VIEWERS, CONSOLE_CLERK)}
+        cpu: dict[str, dict[str, float]] = {}
+
+        def host_cpu() -> HostCpu:
+            meter = cpu_meter({"server": server, "worker": worker})
+            meter.groups["client"] = lambda: [psutil.Process()]
+            return HostCpu(meter)
+
+        window = host_cpu()
+        window.start()
+        say(
+            f"  list requests, {args.console_samples} of each after "
+            f"{args.console_warmup} to warm up, one at a time ..."
+        )
+        queries = time_queries(
+            port,
+            console_queries(tokens, CONSOLE_CLERK, phones, calls),
+            args.console_samples,
+            args.console_warmup,
+        )
+        cpu["queries"] = window.stop()
+        say(f"  {args.consoles} websocket consoles ...")
+        window = host_cpu()
+        window.start()
+        ws = asyncio.run(
+            websocket_fanout(
+                port,
+                [tokens[u] for u in CONSOLE_VIEWERS],
+                tokens["agent1"],
+                bodies,
+                clients=args.consoles,
+                rate=args.console_rate,
+                seconds=args.console_seconds,
+                runs=args.console_runs,
+                say=say,
+            )
+        )
+        size = max((r.message_bytes for r in ws), default=0)
+        cpu["websocket"] = window.stop()
+        say(f"  bare Redis pub/sub: {args.consoles} subscribers ...")
+        window = host_cpu()
+        window.start()
+        baseline = asyncio.run(
+            redis_fanout(
+                REDIS_URL,
+                clients=args.consoles,
+                count=round(args.console_rate * args.console_seconds),
+                rate=args.console_rate,
+                size=size or 300,
+                runs=args.console_runs,
+            )
+        )
+        cpu["redis"] = window.stop()
+        sampler.sample()
+        errors = server_errors(group, "console")
+        return ConsoleRun(generated, queries, ws, baseline, sampler, errors, cpu)
+    finally:
+        sampler.stop()
+        stop_phase(group, "console", [])
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -789,6 +911,140 @@ def ivr_report(limit: LoadResult, run: IvrRun) -> dict[str, Any]:
     return out
 
 
+def console_report(run: ConsoleRun) -> dict[str, Any]:
+    gen = run.generated
+    open_ = sum(
+        v
+        for k, v in gen.by_status.items()
+        if k in ("received", "returned", "reopened", "dispatched", "accepted")
+    )
+    say(
+        f"console list requests over {gen.tickets:,} tickets ({open_:,} open, "
+        f"{gen.citizens:,} callers; generated in {gen.seconds.get('total', 0):.0f} s): the time "
+        "a client on 127.0.0.1 waits, one request at a time on a keep-alive connection "
+        "(server time + a loopback round trip)"
+    )
+    queries: dict[str, Any] = {}
+    worst = 0.0
+    for q in run.queries:
+        st = q.stats
+        worst = max(worst, st.p95_ms)
+        ok = st.p95_ms < CONSOLE_QUERY_P95_GOAL_MS and not q.errors
+        varied = f" ({q.distinct_paths} different)" if q.distinct_paths > 1 else ""
+        items = "-".join(str(n) for n in sorted(set(q.items))) or "0"
+        total = f" of {q.total}" if q.total is not None and q.distinct_paths == 1 else ""
+        say(
+            f"  {q.name:8} {q.path}{varied} as {q.user}: p50 {st.p50_ms:.1f} ms, "
+            f"p95 {st.p95_ms:.1f} ms (goal < {CONSOLE_QUERY_P95_GOAL_MS:.0f} ms{goal(ok)}), "
+            f"p99 {st.p99_ms:.1f} ms, max {st.max_ms:.0f} ms; {st.count} samples, "
+            f"{items} items{total}, errors {q.errors}"
+        )
+        if q.first_error:
+            say(f"    first error: {q.first_error}")
+        queries[q.name] = {
+            **console_dict(q),
+            "goal_p95_ms": CONSOLE_QUERY_P95_GOAL_MS,
+            "goal_met": ok,
+        }
+    if not run.websocket or not run.redis:
+        raise RuntimeError("the console phase made no delivery measurement")
+    ws, rd = median_by_p99(run.websocket), median_by_p99(run.redis)
+    ws_ok = ws.stats.p99_ms < DELIVERY_P99_GOAL_MS and not ws.missing and not ws.send_errors
+    ratio50 = ws.stats.p50_ms / rd.stats.p50_ms if rd.stats.p50_ms else 0.0
+    ratio99 = ws.stats.p99_ms / rd.stats.p99_ms if rd.stats.p99_ms else 0.0
+
+    def runs(fs: list[Fanout]) -> str:
+        return ", ".join(f"{f.stats.p50_ms:.1f}/{f.stats.p99_ms:.1f}" for f in fs)
+
+    say(
+        f"delivery: {ws.connected} consoles on /ws; {len(run.websocket)} runs of {ws.sent} "
+        f"tickets POSTed at {ws.rate:.0f}/s (after {ws.warmup} to warm up), "
+        f"{ws.received:,} of {ws.expected:,} ticket.created arrivals in the run shown "
+        f"({ws.message_bytes} bytes); from just before the POST to each console; "
+        "the median run by p99"
+    )
+    say(
+        f"  websocket  p50 {ws.stats.p50_ms:6.1f} ms  p99 {ws.stats.p99_ms:6.1f} ms  "
+        f"max {ws.stats.max_ms:6.1f} ms (goal p99 < {DELIVERY_P99_GOAL_MS:.0f} ms{goal(ws_ok)}; "
+        f"runs p50/p99: {runs(run.websocket)} ms)"
+    )
+    say(
+        f"  bare Redis p50 {rd.stats.p50_ms:6.1f} ms  p99 {rd.stats.p99_ms:6.1f} ms  "
+        f"max {rd.stats.max_ms:6.1f} ms (redis-py publish to {rd.connected} subscribers, "
+        f"{rd.sent} messages at {rd.rate:.0f}/s; runs p50/p99: {runs(run.redis)} ms)"
+    )
+    say(f"  websocket / bare Redis: p50 x{ratio50:.1f}, p99 x{ratio99:.1f}")
+    if ws.from_event is not None and ws.from_event.count:
+        say(
+            f"  of which after the event's row was written (commit, publish, fan-out): "
+            f"p50 {ws.from_event.p50_ms:.1f} ms, p99 {ws.from_event.p99_ms:.1f} ms"
+        )
+    if ws.send_stats is not None:
+        say(
+            f"  the POSTs themselves: p50 {ws.send_stats.p50_ms:.1f} ms, "
+            f"p99 {ws.send_stats.p99_ms:.1f} ms, errors {ws.send_errors}"
+        )
+    if ws.missing or rd.missing or ws.other_events:
+        say(
+            f"  check: {ws.missing} websocket and {rd.missing} Redis arrivals missing; "
+            f"{ws.other_events} other events on the consoles"
+            + (
+                " (" + ", ".join(f"{k} {v}" for k, v in sorted(ws.other_types.items())) + ")"
+                if ws.other_types
+                else ""
+            )
+        )
+    for name, f in (("websocket", ws), ("redis", rd)):
+        if f.first_error:
+            say(f"  first {name} error: {f.first_error}")
+    out: dict[str, Any] = {
+        "generated": {
+            "tickets": gen.tickets,
+            "citizens": gen.citizens,
+            "messages": gen.messages,
+            "calls": gen.calls,
+            "by_status": gen.by_status,
+            "seconds": {k: round(v, 1) for k, v in gen.seconds.items()},
+        },
+        "queries": {
+            "measured_as": "client latency on 127.0.0.1, sequential, keep-alive connection",
+            **queries,
+        },
+        "queries_goal_met": worst < CONSOLE_QUERY_P95_GOAL_MS
+        and all(v["goal_met"] for v in queries.values()),
+        "delivery": {
+            "measured_as": "from just before each POST (each publish) to each arrival; "
+            f"the median of {len(run.websocket)} runs by p99, and each",
+            "websocket": console_dict(ws),
+            "redis_baseline": console_dict(rd),
+            "websocket_runs": [console_dict(r) for r in run.websocket],
+            "redis_baseline_runs": [console_dict(r) for r in run.redis],
+            "ratio_p50": round(ratio50, 2),
+            "ratio_p99": round(ratio99, 2),
+            "goal_p99_ms": DELIVERY_P99_GOAL_MS,
+            "goal_met": ws_ok,
+        },
+    }
+    for name, title in (
+        ("queries", "list requests"),
+        ("websocket", "websocket run"),
+        ("redis", "bare Redis run"),
+    ):
+        use = run.cpu.get(name)
+        if use:
+            parts = ", ".join(
+                f"{k} {v:.2f}" for k, v in use.items() if k not in ("host", "cores", "others")
+            )
+            say(
+                f"  cores busy in the {title}: {use['host']:.2f} of {use['cores']:.0f} "
+                f"({parts}; other processes on the host {use['others']:.2f})"
+            )
+    out["cpu_cores_busy"] = run.cpu
+    out["server_exceptions"] = exceptions_line(run.exceptions)
+    out["memory"] = memory_report("memory peak RSS (console phase)", run.sampler)
+    return out
+
+
 def report(
     client: str,
     limit: LoadResult,
@@ -797,6 +1053,7 @@ def report(
     counts: Any,
     webhook: WebhookRun | None,
     ivr: IvrRun | None,
+    console: ConsoleRun | None = None,
 ) -> dict[str, Any]:
     ratio = intake.rps / limit.rps if limit.rps else 0.0
     rps_ok = ratio >= LIMIT_GOAL
@@ -844,7 +1101,35 @@ def report(
         result["webhook"] = webhook_report(limit, webhook)
     if ivr is not None:
         result["ivr"] = ivr_report(limit, ivr)
+    if console is not None:
+        result["console"] = console_report(console)
     return result
+
+
+def write_result(result: dict[str, Any]) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    say(f"figures written to {OUT.relative_to(ROOT)} ({result['elapsed_s']:.0f} s)")
+
+
+def console_only(group: Group, args: argparse.Namespace, bodies: list[str], started: float) -> int:
+    """Phase 5 alone: its figures replace the ``console`` part of var/bench.json."""
+    say(
+        f"the staff console over {args.console_tickets:,} tickets "
+        "(contact serve --workers 2 + worker) ..."
+    )
+    run = console_phase(group, args, bodies)
+    say("")
+    part = console_report(run)
+    part["elapsed_s"] = round(time.monotonic() - started, 1)
+    try:
+        result = json.loads(OUT.read_text()) if OUT.exists() else {}
+    except ValueError:
+        result = {}
+    result["console"] = part
+    result["elapsed_s"] = part["elapsed_s"]
+    write_result(result)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -869,6 +1154,29 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy each server worker during the webhook and IVR closed loops "
         "(var/bench-webhook-*, var/bench-ivr-*)",
     )
+    p.add_argument(
+        "--only",
+        choices=["console"],
+        help="run this phase alone (its part of var/bench.json is replaced, the rest kept)",
+    )
+    p.add_argument(
+        "--console-tickets", type=int, default=1_000_000, help="tickets generated (console)"
+    )
+    p.add_argument("--consoles", type=int, default=200, help="websocket consoles")
+    p.add_argument("--console-rate", type=float, default=20.0, help="tickets POSTed per second")
+    p.add_argument(
+        "--console-seconds", type=float, default=10.0, help="seconds of POSTs in each run"
+    )
+    p.add_argument(
+        "--console-runs",
+        type=int,
+        default=3,
+        help="delivery runs, websocket and bare Redis alike (the median by p99 is reported)",
+    )
+    p.add_argument(
+        "--console-samples", type=int, default=400, help="timed requests of each console query"
+    )
+    p.add_argument("--console-warmup", type=int, default=20, help="untimed ones before")
     args = p.parse_args(argv)
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -882,6 +1190,8 @@ def main(argv: list[str] | None = None) -> int:
             setup_database()
             services = catalogue_services()
             bodies = make_bodies(services)
+            if args.only == "console":
+                return console_only(group, args, bodies, started)
             texts = make_texts(services)
             load = Load(
                 args.client,
@@ -901,11 +1211,14 @@ def main(argv: list[str] | None = None) -> int:
             webhook = webhook_phase(group, load, args, limit.rps, texts)
             say("phase 4: the voice IVR's TwiML steps (contact serve --workers 2 + worker) ...")
             ivr = ivr_phase(group, load, args, limit.rps)
-            result = report(load.name, limit, intake, sampler, counts, webhook, ivr)
+            say(
+                f"phase 5: the staff console over {args.console_tickets:,} tickets "
+                "(contact serve --workers 2 + worker) ..."
+            )
+            console = console_phase(group, args, bodies)
+            result = report(load.name, limit, intake, sampler, counts, webhook, ivr, console)
             result["elapsed_s"] = round(time.monotonic() - started, 1)
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-            say(f"figures written to {OUT.relative_to(ROOT)} ({result['elapsed_s']:.0f} s)")
+            write_result(result)
             return 0
         except KeyboardInterrupt:
             say("bench: interrupted; stopping what it started")
