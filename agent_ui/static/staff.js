@@ -75,7 +75,7 @@ const Staff = (() => {
       location.href = "/signin?next=" + encodeURIComponent(location.pathname);
       throw new ApiError(401, null);
     }
-    const data = r.headers.get("content-type", "").includes("json") ? await r.json() : null;
+    const data = (r.headers.get("content-type") || "").includes("json") ? await r.json() : null;
     if (!r.ok) throw new ApiError(r.status, data);
     return data;
   }
