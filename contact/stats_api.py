@@ -8,7 +8,7 @@ the offices under it, and nothing else; agents get 403.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -187,28 +187,6 @@ class SeriesPoint(BaseModel):
     tickets: int
 
 
-class HotspotRead(BaseModel):
-    service: str
-    service_name_zh: str
-    service_name_en: str
-    district: str
-    district_name_zh: str
-    district_name_en: str
-    count: int
-    baseline_mean: float
-    expected: float
-    ratio: float
-    p_value: float
-
-
-class HotspotsRead(BaseModel):
-    day: date
-    baseline_days: int
-    alpha: float
-    min_count: int
-    items: list[HotspotRead]
-
-
 class RankingRead(BaseModel):
     method: str
     weights: dict[str, float]
@@ -221,7 +199,8 @@ class ReportRead(BaseModel):
     breakdowns: Breakdowns
     ranking: RankingRead
     series: list[SeriesPoint]
-    hotspots: HotspotsRead
+    # The scan's own dataclasses (pydantic validates and documents them as they are).
+    hotspots: reports.HotspotScan
 
 
 FIGURE_FIELDS = tuple(FiguresRead.model_fields)
@@ -258,13 +237,7 @@ def report_read(rep: reports.Report, timezone: str) -> ReportRead:
         ),
         ranking=RankingRead(method="composite score 0-100", weights=dict(reports.SCORE_WEIGHTS)),
         series=[SeriesPoint(day=d, tickets=n) for d, n in rep.series],
-        hotspots=HotspotsRead(
-            day=rep.hotspots.day,
-            baseline_days=rep.hotspots.baseline_days,
-            alpha=rep.hotspots.alpha,
-            min_count=rep.hotspots.min_count,
-            items=[HotspotRead(**asdict(h)) for h in rep.hotspots.items],
-        ),
+        hotspots=rep.hotspots,
     )
 
 
