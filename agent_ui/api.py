@@ -16,6 +16,7 @@ from contact.errors import Forbidden, NotFound
 from contact.models import Call, Channel, KbArticle, SlaState, Ticket, TicketStatus, User, utcnow
 from contact.principal import Principal
 from contact.routing import RoutingRequest, suggest
+from ivr.api import WAITING, agents_on_calls
 
 router = APIRouter(prefix="/api/v1", tags=["console"])
 
@@ -142,17 +143,11 @@ async def wallboard(rt: RuntimeDep, session: DbSession, principal: CurrentPrinci
     waiting = (
         await session.execute(
             select(func.count(), func.min(func.coalesce(Call.queued_at, Call.started_at))).where(
-                Call.queue.is_not(None), Call.connected_at.is_(None), Call.ended_at.is_(None)
+                *WAITING
             )
         )
     ).one()
-    on_calls = (
-        await session.execute(
-            select(func.count(func.distinct(Call.agent_id))).where(
-                Call.connected_at.is_not(None), Call.ended_at.is_(None)
-            )
-        )
-    ).scalar_one()
+    on_calls = await agents_on_calls(session)
     local_midnight = datetime.combine(now.astimezone(rt.settings.tz).date(), time(), rt.settings.tz)
     by_channel = dict(
         (c.value, n)
@@ -182,7 +177,7 @@ async def wallboard(rt: RuntimeDep, session: DbSession, principal: CurrentPrinci
     return Wallboard(
         calls_waiting=int(waiting[0]),
         longest_wait_seconds=int((now - oldest).total_seconds()) if oldest else 0,
-        agents_on_calls=int(on_calls),
+        agents_on_calls=on_calls,
         today_by_channel={c.value: by_channel.get(c.value, 0) for c in Channel},
         open_by_state={s.value: states.get(s.value, 0) for s in OPEN_STATES},
         overdue=overdue,

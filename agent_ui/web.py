@@ -284,6 +284,8 @@ async def statistics(request: Request, rt: RuntimeDep, me: Me) -> Response:
 
 @router.get("/admin/")
 async def admin(request: Request, rt: RuntimeDep, me: Me, session: DbSession) -> Response:
+    if me.actor not in PAGES["/admin/"]:  # refused before anything is read
+        return _page(request, rt, me, "/admin/", "admin.html")
     users = (await session.execute(select(User).order_by(User.username))).scalars().all()
     audit_rows = (
         (await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(50)))

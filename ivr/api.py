@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact.deps import CurrentPrincipal, DbSession, RuntimeDep
 from contact.errors import Forbidden, NotFound
@@ -69,9 +70,23 @@ def _agents_only(principal: Principal) -> None:
         raise Forbidden("agents and supervisors only")
 
 
+WAITING = (Call.queue.is_not(None), Call.connected_at.is_(None), Call.ended_at.is_(None))
+
+
 def _waiting() -> Any:
-    return select(Call).where(
-        Call.queue.is_not(None), Call.connected_at.is_(None), Call.ended_at.is_(None)
+    return select(Call).where(*WAITING)
+
+
+async def agents_on_calls(session: AsyncSession) -> int:
+    """Agents with a caller on the line now."""
+    return int(
+        (
+            await session.execute(
+                select(func.count(func.distinct(Call.agent_id))).where(
+                    Call.connected_at.is_not(None), Call.ended_at.is_(None)
+                )
+            )
+        ).scalar_one()
     )
 
 
@@ -81,13 +96,7 @@ async def queue_stats(session: DbSession, principal: CurrentPrincipal) -> QueueS
     _agents_only(principal)
     now = utcnow()
     waiting = list((await session.execute(_waiting().order_by(Call.queued_at))).scalars())
-    on_calls = (
-        await session.execute(
-            select(func.count(func.distinct(Call.agent_id))).where(
-                Call.connected_at.is_not(None), Call.ended_at.is_(None)
-            )
-        )
-    ).scalar_one()
+    on_calls = await agents_on_calls(session)
     calls = [
         WaitingCall(
             id=c.id,
@@ -101,7 +110,7 @@ async def queue_stats(session: DbSession, principal: CurrentPrincipal) -> QueueS
     return QueueStats(
         waiting=len(calls),
         longest_wait_seconds=max((c.wait_seconds for c in calls), default=0),
-        agents_on_calls=int(on_calls),
+        agents_on_calls=on_calls,
         calls=calls,
     )
 
