@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocketDisconnect
 
 from contact import auth, bus, reports, repository, service
+from contact.attachments import attachment_read, ticket_attachments
 from contact.deps import (
     CurrentPrincipal,
     DbSession,
@@ -185,6 +187,7 @@ def ticket_read(
     *,
     events: list[Any] | None = None,
     messages: list[Any] | None = None,
+    attachments: list[Any] | None = None,
     merged_into: str | None = None,
 ) -> TicketRead:
     dept = cat.dept_by_id.get(t.department_id or -1)
@@ -200,6 +203,7 @@ def ticket_read(
         kind=t.kind.value,
         priority=t.priority.value,
         channel=t.channel.value,
+        source=t.source,
         locale=t.locale,
         service=svc.code if svc else None,
         department=dept.code if dept else None,
@@ -232,8 +236,10 @@ def ticket_read(
         accepted_at=t.accepted_at,
         resolved_at=t.resolved_at,
         closed_at=t.closed_at,
+        urge_count=t.urge_count,
         events=events,
         messages=messages,
+        attachments=attachments,
     )
 
 
@@ -264,6 +270,10 @@ async def full_ticket(
                 created_at=m.created_at,
             )
             for m in messages
+        ],
+        attachments=[
+            attachment_read(ticket.reference, a)
+            for a in await ticket_attachments(session, ticket.id)
         ],
         merged_into=into,
     )
@@ -416,7 +426,7 @@ async def departments(rt: RuntimeDep, principal: CurrentPrincipal) -> list[Depar
     ]
 
 
-def _service_read(s: Service, dept_code: str) -> ServiceRead:
+def service_read(s: Service, dept_code: str) -> ServiceRead:
     return ServiceRead(
         code=s.code,
         name_zh=s.name_zh,
@@ -441,7 +451,7 @@ async def services(session: DbSession, principal: CurrentPrincipal) -> list[Serv
         .where(Service.active)
         .order_by(Service.group_en, Service.code)
     )
-    return [_service_read(s, code) for s, code in rows.all()]
+    return [service_read(s, code) for s, code in rows.all()]
 
 
 @api.get("/services/{code}", response_model=ServiceRead, tags=["catalogue"])
@@ -455,7 +465,7 @@ async def service_detail(session: DbSession, principal: CurrentPrincipal, code: 
     ).first()
     if row is None:
         raise NotFound(f"no service '{code}'", code="service_not_found")
-    return _service_read(row[0], row[1])
+    return service_read(row[0], row[1])
 
 
 def _require_supervisor(principal: Principal) -> None:
@@ -624,6 +634,10 @@ async def stats_summary(
 # ------------------------------------------------------------------ real time
 
 
+# How often an open socket checks that its user may still sign in.
+RECHECK_SECONDS = 30.0
+
+
 @realtime.websocket("/ws")
 async def websocket_events(websocket: WebSocket, since: int | None = None) -> None:
     """Events the signed-in user may see; ``?since=<id>`` replays what came after that id."""
@@ -636,14 +650,11 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
         # A page on another site may open a websocket with our cookie: refuse it.
         await websocket.close(code=4403, reason="cross-site")
         return
-    viewer = bus.Viewer(
-        all_departments=principal.sees_all,
-        departments=principal.scope,
-        supervisor=principal.supervisor,
-    )
+    viewer = _viewer(principal)
     await websocket.accept()
     sub = rt.bus.hub.subscribe()  # subscribe before replaying: nothing falls in between
     reader: asyncio.Task[None] | None = None
+    getter: asyncio.Future[Any] | None = None
     sent: set[int] = set()
     try:
         if since is not None:
@@ -658,13 +669,26 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
                 head = await bus.head(s)
             await websocket.send_json({"id": head, "type": "hello"})
         reader = asyncio.create_task(_drain(websocket))
+        checked = time.monotonic()
         while not reader.done():
-            getter = asyncio.ensure_future(sub.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
+            if time.monotonic() - checked >= RECHECK_SECONDS:
+                # A user deactivated or signed out elsewhere stops hearing events.
+                now_principal = await principal_for_token(rt, token_from(websocket))
+                if now_principal is None:
+                    await websocket.close(code=4401, reason="signed out")
+                    break
+                viewer = _viewer(now_principal)  # a new role or department applies now
+                checked = time.monotonic()
+            if getter is None:
+                getter = asyncio.ensure_future(sub.queue.get())
+            done, _ = await asyncio.wait(
+                {getter, reader}, timeout=RECHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            if reader in done:
                 break
-            msg = getter.result()
+            if getter not in done:
+                continue  # quiet: check the user again, keep waiting for the same event
+            msg, getter = getter.result(), None
             if msg.id in sent or not viewer.may_see(msg):
                 continue
             await websocket.send_text(msg.wire_text)
@@ -675,8 +699,18 @@ async def websocket_events(websocket: WebSocket, since: int | None = None) -> No
         pass
     finally:
         rt.bus.hub.unsubscribe(sub)
+        if getter is not None:
+            getter.cancel()
         if reader is not None:
             reader.cancel()
+
+
+def _viewer(principal: Principal) -> bus.Viewer:
+    return bus.Viewer(
+        all_departments=principal.sees_all,
+        departments=principal.scope,
+        supervisor=principal.supervisor,
+    )
 
 
 def _same_origin(websocket: WebSocket) -> bool:

@@ -102,6 +102,7 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    from channels.open311.routes import router as open311_router
     from channels.sms.routes import INBOUND_PATH, dev_router, twilio_inbound, twilio_router
     from channels.sms.status import STATUS_PATH, status_router, twilio_status_callback
     from ivr.api import router as calls_api
@@ -110,10 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from ivr.routes import router as voice_router
 
     check_flow(settings)  # a flow that cannot run stops start-up, naming the fault
+    from agent_ui import admin_api
     from agent_ui import api as staff_api
     from agent_ui import web as staff_pages
     from agent_ui.web import SignInFirst, signin_redirect
-    from contact import api, devgateway, stats_api
+    from channels.mobile_web import routes as mobile_pages
+    from contact import api, attachments, devgateway, stats_api
     from contact.auth import CsrfGuard
     from contact.deps import SESSION_COOKIE
 
@@ -172,8 +175,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(voice_router)
     app.include_router(calls_api)
     app.include_router(stats_api.router)
+    app.include_router(open311_router)
+    app.include_router(attachments.router)
+    app.include_router(mobile_pages.router)
     app.include_router(staff_pages.router)
     app.include_router(staff_api.router)
+    app.include_router(admin_api.router)
     app.mount(staff_pages.STATIC_PREFIX, staff_pages.static_files(), name="staff-static")
     if settings.dev_gateway:
         app.include_router(dev_router)
@@ -182,7 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CsrfGuard,
         secret_key=settings.SECRET_KEY,
         cookie=SESSION_COOKIE,
-        form_paths=staff_pages.FORM_PATHS,
+        form_paths=staff_pages.FORM_PATHS | mobile_pages.FORM_PATHS,
     )
     app.add_middleware(
         ProviderWebhooks,

@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contact.models import AuditEntry, StaffSession, User, utcnow
-from contact.security import verify_password
+from contact.models import ApiClient, AuditEntry, KioskDevice, StaffSession, User, utcnow
+from contact.security import new_secret, verify_password
 
 LOCKOUT_AFTER = 5
 LOCKOUT_FOR = timedelta(minutes=15)
@@ -152,6 +152,37 @@ async def close_session(session: AsyncSession, token: str) -> int | None:
             .values(revoked_at=utcnow())
         )
     return user_id
+
+
+async def revoke_user(session: AsyncSession, user: User) -> None:
+    """End every browser session and bearer token of ``user`` (disabled, or a new
+    password). The caller commits, then drops the process's cache
+    (:func:`contact.deps.forget_user`)."""
+    user.token_version += 1
+    await session.execute(
+        update(StaffSession)
+        .where(StaffSession.user_id == user.id, StaffSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+# Integrations' credentials: the secret is shown once; only its sha256 is stored.
+API_KEY_PREFIX = "ck"
+KIOSK_TOKEN_PREFIX = "kd"  # noqa: S105 - a label, not a secret
+
+
+def new_api_client(name: str) -> tuple[ApiClient, str]:
+    """A new API client row (not yet added) and its key, for ``contact apiclient add``
+    and the admin page alike."""
+    secret, prefix, digest = new_secret(API_KEY_PREFIX)
+    return ApiClient(name=name, key_prefix=prefix, key_hash=digest), secret
+
+
+def new_kiosk_device(name: str, location: str = "") -> tuple[KioskDevice, str]:
+    """A new kiosk device row (not yet added) and its token."""
+    secret, prefix, digest = new_secret(KIOSK_TOKEN_PREFIX)
+    row = KioskDevice(name=name, location=location, token_prefix=prefix, token_hash=digest)
+    return row, secret
 
 
 def csrf_token(secret_key: str, session_token: str) -> str:

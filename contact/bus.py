@@ -26,6 +26,20 @@ from contact.models import BusEvent, utcnow
 
 log = logging.getLogger(__name__)
 CHANNEL = "contact:events"
+
+
+def channel_for(redis_url: str) -> str:
+    """The pub/sub channel of the Redis database in ``redis_url``.
+
+    Pub/sub ignores the database number, so two deployments sharing one Redis server on
+    different databases would otherwise hear each other's events.
+    """
+    from redis.connection import parse_url
+
+    db = int(parse_url(redis_url).get("db") or 0)
+    return CHANNEL if db == 0 else f"{CHANNEL}:{db}"
+
+
 PENDING_KEY = "contact.bus.pending"
 
 
@@ -143,6 +157,7 @@ class Bus:
         self.hub = Hub()
         self.redis_url = redis_url
         self._redis: Any = None
+        self.channel = channel_for(redis_url) if redis_url else CHANNEL
         self._listener: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -169,7 +184,7 @@ class Bus:
                 self.hub.dispatch(msg)
                 continue
             try:
-                await self._redis.publish(CHANNEL, msg.model_dump_json())
+                await self._redis.publish(self.channel, msg.model_dump_json())
             except Exception:  # the event is logged; consoles catch up with ?since=
                 log.warning("bus publish failed for event %s", msg.id, exc_info=True)
 
@@ -177,7 +192,7 @@ class Bus:
         while not self._stopping:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 async for raw in pubsub.listen():
                     if raw.get("type") != "message":
                         continue

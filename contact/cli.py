@@ -165,9 +165,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def _add_secret(kind: str, name: str) -> int:
+    from contact.auth import new_api_client, new_kiosk_device
     from contact.db import Database
-    from contact.models import ApiClient, KioskDevice
-    from contact.security import new_secret
 
     settings = settings_or_exit()
 
@@ -175,12 +174,8 @@ def _add_secret(kind: str, name: str) -> int:
         db = Database(settings.DATABASE_URL)
         try:
             async with db.session() as s:
-                if kind == "api":
-                    secret, prefix, digest = new_secret("ck")
-                    s.add(ApiClient(name=name, key_prefix=prefix, key_hash=digest))
-                else:
-                    secret, prefix, digest = new_secret("kd")
-                    s.add(KioskDevice(name=name, token_prefix=prefix, token_hash=digest))
+                row, secret = new_api_client(name) if kind == "api" else new_kiosk_device(name)
+                s.add(row)
                 try:
                     await s.commit()
                 except Exception:

@@ -59,6 +59,15 @@ def forget_session(token: str) -> None:
     _SESSIONS.pop(token, None)
 
 
+def forget_user(user_id: int) -> None:
+    """Drop what this process remembers of a user (its principal, its sessions): the
+    next request checks the database, so a revoked user is refused at once."""
+    _PRINCIPALS.pop(user_id, None)
+    for token, (_, cached_user) in list(_SESSIONS.items()):
+        if cached_user == user_id:
+            _SESSIONS.pop(token, None)
+
+
 async def principal_for_token(rt: Runtime, token: str | None) -> Principal | None:
     """The staff user behind a bearer token or a session cookie (None: not signed in)."""
     if not token:

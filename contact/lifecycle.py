@@ -26,6 +26,8 @@ class Action(enum.StrEnum):
     reopen = "reopen"
     close = "close"
     urge = "urge"
+    escalate = "escalate"
+    deny_return = "deny-return"
     merge = "merge"
     note = "note"
 
@@ -110,6 +112,10 @@ _allow(
 _allow(
     (S.dispatched, S.accepted, S.reopened), Action.urge, None, SUPERVISING | {A.system}, (), "urged"
 )
+# Escalation (提级督办): urgent priority, the department and the bureau above it told.
+_allow((S.dispatched, S.accepted), Action.escalate, None, SUPERVISING, ("reason",), "escalated")
+# A return the contact centre does not accept (退单不予认可) goes back to that department.
+_allow((S.returned,), Action.deny_return, S.dispatched, SUPERVISING, ("reason",), "return_denied")
 _allow(tuple(S), Action.note, None, STAFF | DEPT, ("text",), "note")
 
 

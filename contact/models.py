@@ -459,6 +459,8 @@ class Ticket(Base):
     urge_count: Mapped[int] = mapped_column(Integer, default=0)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     external_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Who handed the ticket in besides the citizen: an Open311 client's or a kiosk's name.
+    source: Mapped[str | None] = mapped_column(String(100))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -644,3 +646,61 @@ class CallStatusEvent(Base):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---------------------------------------------------------------- the citizens' mobile web
+
+
+class ServiceForm(Base):
+    """A form a citizen can download with a service's guidance (a PDF to fill in or print)."""
+
+    __tablename__ = "service_forms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    title_zh: Mapped[str] = mapped_column(String(200))
+    title_en: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(300))  # a path on this site, e.g. /m/forms/x.pdf
+    position: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class WebDraft(Base):
+    """A report being written on the mobile web, kept between its steps on the server (its
+    photos, the phone to confirm). The browser's cookie holds a random token, the table
+    only its sha256. Once submitted only the ticket is kept, until the draft expires."""
+
+    __tablename__ = "web_drafts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PhoneCode(Base):
+    """A one-time code sent by SMS to confirm the phone of a web report: only its HMAC is
+    kept; it expires and takes a limited number of tries."""
+
+    __tablename__ = "phone_codes"
+    __table_args__ = (CheckConstraint("tries >= 0", name="tries"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("web_drafts.id"), index=True)
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    code_hash: Mapped[str] = mapped_column(String(64))
+    tries: Mapped[int] = mapped_column(SmallInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebLimit(Base):
+    """A counter of what one client or one phone did within a window (wrong guesses on the
+    track page, codes sent), and the lock it earned. ``key`` is a sha256 of what is
+    counted, never an address or a number in clear; past ``reset_at`` it starts again."""
+
+    __tablename__ = "web_limits"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(24))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    reset_at: Mapped[datetime] = mapped_column(index=True)

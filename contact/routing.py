@@ -9,6 +9,7 @@ behind the same :class:`Router` protocol; the catalogue's rules always win.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,6 +40,7 @@ class DepartmentInfo:
     parent: str | None
     district: str | None
     keywords: tuple[str, ...] = ()
+    phone: str | None = None  # the duty mobile that hears urging and escalation
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class DistrictInfo:
     name_zh: str
     name_en: str
     keywords: tuple[str, ...]
+
+
+Named = ServiceInfo | DepartmentInfo | DistrictInfo
 
 
 @dataclass
@@ -100,6 +105,58 @@ class RoutingRequest:
     channel: str | None = None
 
 
+# A step of a routing reason: a phrase key and its arguments (codes, or words quoted
+# from the text). Stored reasons are English with codes; staff see them in their own
+# language with names through :func:`explain`.
+Step = tuple[str, tuple[tuple[str, str], ...]]
+WORD_SEP = "\x1f"  # between quoted words inside one argument
+
+PHRASES: dict[str, tuple[str, str]] = {
+    # key: (English with codes, Chinese); {service} {dept} {district} become names in
+    # :func:`explain`.
+    "service": ("service {service} chosen", "已选事项「{service}」"),
+    "keywords": ("keywords {words} → service {service}", "关键词 {words} → 事项「{service}」"),
+    "fallback": ("no rule matched → general service", "未匹配规则 → 综合事项"),
+    "none": ("no rule matched", "未匹配规则"),
+    "to": (" → {dept}", " → {dept}"),
+    "district": ("; district {district} ({word})", "；区域 {district}（{word}）"),
+    "district_given": ("; district {district} (given)", "；区域 {district}（已指定）"),
+    "office": (" → office {dept}", " → {dept}"),
+    "street": ("; street '{word}' → {dept}", "；街道「{word}」→ {dept}"),
+    "bureau_over": ("the unit above {dept}", "{dept}的上级单位"),
+}
+
+
+def step(key: str, **args: str) -> Step:
+    return key, tuple(args.items())
+
+
+def explain(steps: tuple[Step, ...], catalogue: Catalogue | None, locale: str) -> str:
+    """A reason in ``locale`` (zh-CN or en); with a catalogue, codes become names."""
+    zh = locale == "zh-CN"
+    out = []
+    for key, args in steps:
+        values = dict(args)
+        if catalogue is not None:
+            tables: dict[str, Mapping[str, Named]] = {
+                "service": catalogue.services,
+                "dept": catalogue.departments,
+                "district": catalogue.districts,
+            }
+            for name, table in tables.items():
+                item = table.get(values.get(name, ""))
+                if item is not None:
+                    values[name] = item.name_zh if zh else item.name_en
+        if "words" in values:
+            sep = "、" if zh else ", "
+            quote = "「{}」" if zh else "'{}'"
+            values["words"] = sep.join(quote.format(w) for w in values["words"].split(WORD_SEP))
+        if key == "district":
+            values["word"] = f"「{values['word']}」" if zh else f"'{values['word']}'"
+        out.append(PHRASES[key][1 if zh else 0].format(**values))
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class RoutingDecision:
     service: str | None
@@ -109,6 +166,7 @@ class RoutingDecision:
     confidence: float
     rule: str  # service | keyword | fallback | model
     alternatives: tuple[tuple[str, float, str], ...] = ()  # (department, confidence, reason)
+    why: tuple[Step, ...] = ()  # the reason as steps, for :func:`explain`
 
 
 class Router(Protocol):
@@ -133,7 +191,7 @@ def find_district(catalogue: Catalogue, *texts: str | None) -> tuple[str | None,
 
 def _territorial_office(
     catalogue: Catalogue, bureau: str, district: str, texts: tuple[str | None, ...]
-) -> tuple[str, str]:
+) -> tuple[str, tuple[Step, ...]]:
     """The bureau's office in the district, narrowed to a street office when one is named."""
     office = next(
         (
@@ -144,12 +202,12 @@ def _territorial_office(
         None,
     )
     if office is None:
-        return bureau, ""
+        return bureau, ()
     for street in catalogue.children.get(office, ()):
         for kw in catalogue.departments[street].keywords:
             if any(t and kw in t for t in texts):
-                return street, f"; street '{kw}' → {street}"
-    return office, f" → office {office}"
+                return street, (step("street", word=kw, dept=street),)
+    return office, (step("office", dept=office),)
 
 
 class RuleRouter:
@@ -162,66 +220,84 @@ class RuleRouter:
             district, place_word = find_district(catalogue, *texts)
 
         service: ServiceInfo | None = None
+        why: list[Step] = []
         if request.service and request.service in catalogue.services:
             service = catalogue.services[request.service]
-            reason, confidence, rule = f"service {service.code} chosen", 1.0, "service"
+            why.append(step("service", service=service.code))
+            confidence, rule = 1.0, "service"
         else:
             hits = catalogue.service_matches(request.text)
             if hits:
                 code, words = max(hits.items(), key=lambda kv: (len(kv[1]), sum(map(len, kv[1]))))
                 service = catalogue.services[code]
-                shown = ", ".join(f"'{w}'" for w in words[:3])
-                reason = f"keywords {shown} → service {code}"
+                why.append(step("keywords", words=WORD_SEP.join(words[:3]), service=code))
                 confidence = min(0.5 + 0.15 * len(words), 0.9)
                 rule = "keyword"
             elif FALLBACK_SERVICE in catalogue.services:
                 service = catalogue.services[FALLBACK_SERVICE]
-                reason, confidence, rule = "no rule matched → general service", 0.2, "fallback"
+                why.append(step("fallback"))
+                confidence, rule = 0.2, "fallback"
             else:
-                return RoutingDecision(None, None, district, "no rule matched", 0.0, "fallback")
+                none: tuple[Step, ...] = (step("none"),)
+                return RoutingDecision(
+                    None, None, district, explain(none, None, "en"), 0.0, "fallback", why=none
+                )
 
         department = service.department
-        reason += f" → {department}"
+        why.append(step("to", dept=department))
         if service.territorial and district:
             department, how = _territorial_office(catalogue, service.department, district, texts)
-            where = f"'{place_word}'" if place_word else "given"
-            reason += f"; district {district} ({where}){how}"
-        return RoutingDecision(service.code, department, district, reason, confidence, rule)
+            if place_word:
+                why.append(step("district", district=district, word=place_word))
+            else:
+                why.append(step("district_given", district=district))
+            why.extend(how)
+        steps = tuple(why)
+        return RoutingDecision(
+            service.code,
+            department,
+            district,
+            explain(steps, None, "en"),
+            confidence,
+            rule,
+            why=steps,
+        )
 
 
 def suggest(
     catalogue: Catalogue, request: RoutingRequest, n: int = 3, router: Router | None = None
-) -> tuple[RoutingDecision, list[tuple[str, float, str]]]:
+) -> tuple[RoutingDecision, list[tuple[str, float, str, tuple[Step, ...]]]]:
     """The routing decision and up to ``n`` departments to offer an agent, best first:
     the decision itself, the router's alternatives, then the departments of the other
-    services the text's keywords point to, then the bureau above a local office."""
+    services the text's keywords point to, then the bureau above a local office.
+    Each offer is (department, confidence, reason, reason steps)."""
     decision = (router or RuleRouter()).route(catalogue, request)
-    ranked: list[tuple[str, float, str]] = []
+    ranked: list[tuple[str, float, str, tuple[Step, ...]]] = []
 
-    def offer(code: str | None, confidence: float, reason: str) -> None:
-        if code and code in catalogue.departments and all(code != c for c, _, _ in ranked):
-            ranked.append((code, confidence, reason))
+    def offer(code: str | None, confidence: float, reason: str, why: tuple[Step, ...]) -> None:
+        if code and code in catalogue.departments and all(code != c for c, *_ in ranked):
+            ranked.append((code, confidence, reason, why))
 
-    offer(decision.department, decision.confidence, decision.reason)
+    offer(decision.department, decision.confidence, decision.reason, decision.why)
     for code, confidence, reason in decision.alternatives:
-        offer(code, confidence, reason)
+        offer(code, confidence, reason, ())
     hits = catalogue.service_matches(request.text)
     for service_code, words in sorted(hits.items(), key=lambda kv: -len(kv[1])):
         if service_code == decision.service:
             continue
         service = catalogue.services[service_code]
-        shown = ", ".join(f"'{w}'" for w in words[:3])
         department = service.department
         if service.territorial and decision.district:
             department, _ = _territorial_office(
                 catalogue, department, decision.district, (request.address, request.text)
             )
-        offer(
-            department,
-            min(0.3 + 0.1 * len(words), 0.6),
-            f"keywords {shown} → service {service_code} → {department}",
+        offered: tuple[Step, ...] = (
+            step("keywords", words=WORD_SEP.join(words[:3]), service=service_code),
+            step("to", dept=department),
         )
+        offer(department, min(0.3 + 0.1 * len(words), 0.6), explain(offered, None, "en"), offered)
     if decision.department in catalogue.departments:
         parent = catalogue.departments[decision.department].parent
-        offer(parent, max(decision.confidence - 0.3, 0.1), f"the bureau over {decision.department}")
+        over = (step("bureau_over", dept=decision.department),)
+        offer(parent, max(decision.confidence - 0.3, 0.1), explain(over, None, "en"), over)
     return decision, ranked[:n]

@@ -259,6 +259,7 @@ async def _load_catalogue(s: AsyncSession) -> Catalogue:
                 parent=dept_code.get(d.parent_id) if d.parent_id else None,
                 district=district_code.get(d.district_id) if d.district_id else None,
                 keywords=tuple(d.keywords or ()),
+                phone=d.phone,
             )
             for d in depts
             if d.active

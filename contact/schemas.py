@@ -109,6 +109,16 @@ class MessageRead(BaseModel):
     created_at: datetime
 
 
+class AttachmentRead(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    public: bool  # shown to the citizen on the track page
+    created_at: datetime
+    url: str
+
+
 class TicketRead(BaseModel):
     reference: str
     reference_grouped: str
@@ -142,8 +152,11 @@ class TicketRead(BaseModel):
     accepted_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    urge_count: int = 0
+    source: str | None = None  # the Open311 client or kiosk that handed it in
     events: list[EventRead] | None = None
     messages: list[MessageRead] | None = None
+    attachments: list[AttachmentRead] | None = None
 
 
 class TicketPage(BaseModel):

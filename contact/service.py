@@ -20,6 +20,7 @@ from contact import bus, outbox, repository
 from contact.db import insert_into
 from contact.errors import Conflict, InvalidInput, field_error
 from contact.events import TicketAssigned, TicketCreated, TicketUpdated
+from contact.fields import FieldProblem, clean_values
 from contact.lifecycle import Action, Move, check
 from contact.models import (
     Channel,
@@ -38,8 +39,11 @@ from contact.principal import SYSTEM, Principal
 from contact.reference import grouped, new_reference
 from contact.routing import Catalogue, RoutingDecision, RoutingRequest
 from contact.runtime import PolicyInfo, Runtime
-from contact.schemas import ActionBody, TicketCreate
+from contact.schemas import ActionBody, TicketCreate, normalize_phone
 from contact.sla import due_at, final_state
+
+# Channels with a form the citizen or integration filled in: required fields are enforced.
+FORM_CHANNELS = frozenset({Channel.web, Channel.kiosk, Channel.open311})
 
 
 def detect_locale(text: str, default: str) -> str:
@@ -81,6 +85,7 @@ async def open_ticket(
     *,
     citizen_id: int | None = None,
     external_ref: str | None = None,
+    source: str | None = None,
 ) -> tuple[Ticket, RoutingDecision]:
     """Intake (受理): a contact becomes a ticket, routed and given its deadline."""
     catalogue = await rt.catalogue()
@@ -99,6 +104,14 @@ async def open_ticket(
         ),
     )
     service = catalogue.services.get(decision.service or "")
+    try:
+        fields = clean_values(
+            service.fields if service else (),
+            data.fields,
+            enforce_required=data.service is not None and data.channel in FORM_CHANNELS,
+        )
+    except FieldProblem as problem:
+        raise field_error(problem.where, problem.message) from None
     kind = data.kind or (TicketKind(service.kind) if service else TicketKind.complaint)
     locale = data.locale or detect_locale(data.description, rt.settings.DEFAULT_LOCALE)
     now = utcnow()
@@ -132,7 +145,7 @@ async def open_ticket(
         district_id=district.id if district else None,
         lat=data.lat,
         lon=data.lon,
-        fields=data.fields,
+        fields=fields,
         routing_department_id=routed_to.id if routed_to else None,
         routing_reason=decision.reason,
         routing_confidence=decision.confidence,
@@ -144,6 +157,7 @@ async def open_ticket(
         dispatch_count=0,
         urge_count=0,
         external_ref=external_ref,
+        source=source,
         created_by_id=principal.user_id,
         version=1,
         created_at=now,
@@ -219,6 +233,8 @@ class Change:
     reason: str | None = None
     public: bool = True
     notify: tuple[str, dict[str, Any]] | None = None  # (template, context) to the citizen
+    # (template, context, departments) told on their duty mobiles (urging, escalation)
+    tell_departments: tuple[str, dict[str, Any], tuple[str, ...]] | None = None
     then: Action | None = None  # an automatic follow-up move (reopen → dispatch)
 
 
@@ -381,12 +397,55 @@ async def _merge(rt, session, t, who, body, cat, now) -> Change:  # type: ignore
 
 
 async def _urge(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    dept = cat.dept_by_id.get(t.department_id or -1)
     return Change(
         values=dict(urge_count=t.urge_count + 1),
         event_data={"count": t.urge_count + 1},
         reason=body.reason,
         public=False,
+        tell_departments=(
+            "dept_urged",
+            {"count": t.urge_count + 1, "reason": body.reason or ""},
+            (dept.code,) if dept else (),
+        ),
     )
+
+
+async def _escalate(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    """提级督办: the ticket becomes urgent, and the bureau above the department hears of it."""
+    dept = cat.dept_by_id.get(t.department_id or -1)
+    told = [dept.code] if dept else []
+    node = dept
+    while node is not None and node.parent:
+        told.append(node.parent)
+        node = cat.departments.get(node.parent)
+    return Change(
+        values=dict(priority=Priority.urgent, urge_count=t.urge_count + 1),
+        event_data={"count": t.urge_count + 1, "told": told},
+        reason=body.reason,
+        public=False,
+        tell_departments=("dept_escalated", {"reason": body.reason or ""}, tuple(told)),
+    )
+
+
+async def _deny_return(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    """The return is not accepted: the ticket goes back to the department that returned it."""
+    returned_by = (
+        await session.execute(
+            select(TicketEvent.data)
+            .where(TicketEvent.ticket_id == t.id, TicketEvent.kind == "returned")
+            .order_by(TicketEvent.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    code = str((returned_by or {}).get("department") or "")
+    if code not in cat.departments:
+        raise Conflict("the department that returned this ticket is unknown", status=t.status.value)
+    change = await _dispatch(
+        rt, session, t, who, ActionBody(department=code, reason=body.reason), cat, now
+    )
+    change.tell_departments = ("dept_return_denied", {"reason": body.reason or ""}, (code,))
+    return change
 
 
 async def _note(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
@@ -400,6 +459,8 @@ async def _note(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[
 
 HANDLERS: dict[Action, Handler] = {
     Action.dispatch: _dispatch,
+    Action.escalate: _escalate,
+    Action.deny_return: _deny_return,
     Action.accept: _accept,
     Action.return_: _return,
     Action.request_extension: _request_extension,
@@ -535,6 +596,12 @@ async def _apply(
             rt, session, ticket, phone, template, f"{move.event}:{event_id}", context
         )
 
+    if change.tell_departments:
+        template, context, codes = change.tell_departments
+        await _tell_departments(
+            rt, session, ticket, catalogue, codes, template, f"{move.event}:{event_id}", context
+        )
+
     if change.then is not None:
         await _apply(rt, session, ticket, phone, SYSTEM, change.then, ActionBody())
 
@@ -582,6 +649,48 @@ async def _notify_reporters(
                 dup.reply = ticket.reply
                 dup.department_id = ticket.department_id
                 await _notify(rt, session, dup, dup_phone, template, event_key, context)
+
+
+async def _tell_departments(
+    rt: Runtime,
+    session: AsyncSession,
+    ticket: Ticket,
+    catalogue: Catalogue,
+    codes: tuple[str, ...],
+    template: str,
+    event_key: str,
+    context: dict[str, Any],
+) -> None:
+    """A text to each department's duty mobile, where one is on file. Their clerks also
+    see the event live on the workbench; this reaches whoever is away from it."""
+    locale = rt.settings.DEFAULT_LOCALE
+    zh = locale == "zh-CN"
+    due = ticket.due_at.astimezone(rt.settings.tz).strftime("%m-%d %H:%M") if ticket.due_at else ""
+    holder = catalogue.dept_by_id.get(ticket.department_id or -1)
+    for code in dict.fromkeys(codes):
+        dept = catalogue.departments.get(code)
+        if dept is None or not dept.phone:
+            continue
+        try:
+            phone = normalize_phone(dept.phone)
+        except ValueError:
+            continue  # a landline or a short number cannot take a text
+        ctx = {
+            "reference": ticket.reference,
+            "ref_grouped": grouped(ticket.reference),
+            "department": (holder.name_zh if zh else holder.name_en) if holder else "",
+            "due": due,
+            **context,
+        }
+        await outbox.queue(
+            session,
+            key=f"{event_key}:{ticket.id}:dept:{code}",
+            channel=Channel.sms,
+            recipient=phone,
+            template=template,
+            locale=locale,
+            context=ctx,
+        )
 
 
 async def _notify(

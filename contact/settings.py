@@ -13,6 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
     # Simulated provider latency of the dev gateway, after it has accepted a message.
     DEV_GATEWAY_LATENCY_MS: Annotated[int, Field(ge=0)] = 0
     LOG_LEVEL: str = "INFO"
+    # The Open311 jurisdiction_id this server answers for ("": the host of PUBLIC_BASE_URL).
+    OPEN311_JURISDICTION: str = ""
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -115,6 +118,14 @@ class Settings(BaseSettings):
     def quiet_hours(self) -> tuple[time, time] | None:
         return parse_quiet_hours(self.QUIET_HOURS) if self.QUIET_HOURS else None
 
+    @field_validator("OPEN311_JURISDICTION")
+    @classmethod
+    def _jurisdiction(cls, v: str) -> str:
+        v = v.strip()
+        if len(v) > 100 or any(ch.isspace() for ch in v):
+            raise ValueError("one word without spaces (e.g. 311.city.gov), at most 100 characters")
+        return v
+
     @field_validator("TIMEZONE")
     @classmethod
     def _tz(cls, v: str) -> str:
@@ -149,6 +160,10 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.TIMEZONE)
+
+    @property
+    def open311_jurisdiction(self) -> str:
+        return self.OPEN311_JURISDICTION or urlsplit(self.PUBLIC_BASE_URL).hostname or "localhost"
 
     @property
     def dev_gateway(self) -> bool:

@@ -47,6 +47,9 @@ TRANSACTIONAL = (
     "citizens",
     "bus_events",
     "dev_messages",
+    "web_drafts",
+    "phone_codes",
+    "web_limits",
 )
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 

@@ -99,6 +99,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "civil": ("民政服务", "Civil affairs"),
     "safety": ("社会治安", "Public safety"),
     "general": ("综合", "General"),
+    "mailbox": ("领导信箱", "Leaders' mailboxes"),
 }
 
 
@@ -1581,7 +1582,73 @@ SERVICES: list[dict[str, Any]] = [
         "taxonomy": "",
         "weight": 1.5,
     },
+    # ------------------------------------------------------------ leaders' mailboxes
+    # A letter to a city leader: answered by the leader's office through the workbench
+    # like any ticket, the reply published on the track page. Services whose code ends
+    # in "-mailbox" are offered as mailboxes on the mobile web's home page. Weight 0:
+    # the demo history has no letters (its random draws stay as they were).
+    {
+        "code": "secretary-mailbox",
+        "name_zh": "书记信箱",
+        "name_en": "Party Secretary's mailbox",
+        "group": "mailbox",
+        "description_zh": "给市委书记写信：对全市发展和党风政风的意见建议、"
+        "对干部作风的反映。来信由市委书记办公室阅办，一般在15个工作日内答复。",
+        "description_en": "Write to the city's Party Secretary: ideas for the city, and "
+        "concerns about how officials work. The Secretary's office reads every letter and "
+        "usually answers within 15 working days.",
+        "kind": "suggestion",
+        "keywords": ["书记信箱", "市委书记", "书记", "party secretary"],
+        "dept": "swb",
+        "territorial": False,
+        "policy": "suggestion",
+        "fields": [
+            _field("subject", "string", "信件主题", "Subject", required=True, order=1),
+        ],
+        "taxonomy": "党务政务/其他/其他",
+        "weight": 0,
+    },
+    {
+        "code": "mayor-mailbox",
+        "name_zh": "市长信箱",
+        "name_en": "Mayor's mailbox",
+        "group": "mailbox",
+        "description_zh": "给市长写信：对政府工作和公共服务的意见建议、"
+        "经其他渠道未能解决的问题。来信由市长办公室阅办，一般在15个工作日内答复。",
+        "description_en": "Write to the Mayor: ideas about the city government's work and "
+        "public services, or a problem other channels have not solved. The Mayor's office "
+        "reads every letter and usually answers within 15 working days.",
+        "kind": "suggestion",
+        "keywords": ["市长信箱", "市长", "mayor"],
+        "dept": "szb",
+        "territorial": False,
+        "policy": "suggestion",
+        "fields": [
+            _field("subject", "string", "信件主题", "Subject", required=True, order=1),
+        ],
+        "taxonomy": "党务政务/其他/其他",
+        "weight": 0,
+    },
 ]
+
+# Forms a citizen can download with a service's guidance on the mobile web (files in
+# channels/mobile_web/forms/): service code → [(title_zh, title_en, url)].
+FORMS: dict[str, list[tuple[str, str, str]]] = {
+    "housing-support": [
+        (
+            "公共租赁住房申请表",
+            "Public rental housing application form",
+            "/m/forms/public-rental-housing-application.pdf",
+        ),
+    ],
+    "wage-arrears": [
+        (
+            "欠薪投诉登记表",
+            "Unpaid wages complaint form",
+            "/m/forms/unpaid-wages-complaint.pdf",
+        ),
+    ],
+}
 
 
 def build_services() -> list[dict[str, Any]]:
@@ -1607,3 +1674,12 @@ def build_services() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def build_service_forms() -> list[dict[str, Any]]:
+    """Rows for the ``service_forms`` table; ``service`` is a code."""
+    return [
+        {"service": code, "title_zh": zh, "title_en": en, "url": url, "position": i}
+        for code, forms in FORMS.items()
+        for i, (zh, en, url) in enumerate(forms)
+    ]

@@ -47,6 +47,7 @@ from contact.models import (
     Priority,
     Role,
     Service,
+    ServiceForm,
     SlaState,
     Ticket,
     TicketEvent,
@@ -104,6 +105,8 @@ class DemoCatalogue:
     services: list[dict[str, Any]]  # dept (a bureau), policy: codes
     working_hours: list[dict[str, Any]]
     kb_articles: list[dict[str, Any]]  # service: a code or None
+    # Downloadable forms offered with a service's guidance; service: a code.
+    service_forms: list[dict[str, Any]] = field(default_factory=list)
 
     def service(self, code: str) -> dict[str, Any]:
         return next(s for s in self.services if s["code"] == code)
@@ -183,6 +186,7 @@ def demo_catalogue() -> DemoCatalogue:
         services=cat_data.build_services(),
         working_hours=copy.deepcopy(cat_data.WORKING_HOURS),
         kb_articles=copy.deepcopy(kb.KB_ARTICLES),
+        service_forms=cat_data.build_service_forms(),
     )
 
 
@@ -1146,6 +1150,15 @@ async def seed_demo(
             service_rows.append(row)
         await _insert(s, Service, service_rows)
         ids["services"] = await _ids(s, Service.id, Service.code)
+        form_rows = [
+            {
+                "service_id": ids["services"][f["service"]],
+                **{k: v for k, v in f.items() if k != "service"},
+            }
+            for f in catalogue.service_forms
+        ]
+        if form_rows:
+            await _insert(s, ServiceForm, form_rows)
 
         await _insert(s, WorkingHours, catalogue.working_hours)
         cal_rows = [

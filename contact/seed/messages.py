@@ -183,6 +183,12 @@ MESSAGES_ZH: dict[str, list[str]] = {
         "请问{addr}附近的公共自行车什么时候恢复使用？",
         "我的户口本丢失了，补办要去哪里？",
     ],
+    "secretary-mailbox": [
+        "书记信箱：尊敬的书记，我是住在{addr}的居民，想就老旧小区的改造谈谈看法。",
+    ],
+    "mayor-mailbox": [
+        "市长信箱：市长您好，{addr}一带的问题反映多次仍未解决，恳请市长关注。",
+    ],
 }
 
 # service code → citizen messages in English.

@@ -275,6 +275,17 @@ BUREAUS: list[dict[str, Any]] = [
         "name_zh": "市12345热线协调办公室",
         "name_en": "12345 Hotline Coordination Office",
     },
+    # The leaders' offices answer the letters of their mailboxes (书记信箱 / 市长信箱).
+    {
+        "code": "swb",
+        "name_zh": "市委书记办公室",
+        "name_en": "Party Secretary's Office",
+    },
+    {
+        "code": "szb",
+        "name_zh": "市长办公室",
+        "name_en": "Mayor's Office",
+    },
 ]
 
 # Bureaus with an office in every district.
