@@ -4,6 +4,7 @@ knowledge base, the supervisor's wallboard, the signed-in user's language."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, time
 from typing import Annotated, Literal
 
@@ -15,7 +16,7 @@ from contact.deps import CurrentPrincipal, DbSession, RuntimeDep, forget_princip
 from contact.errors import Forbidden, NotFound
 from contact.models import Call, Channel, KbArticle, SlaState, Ticket, TicketStatus, User, utcnow
 from contact.principal import Principal
-from contact.routing import RoutingRequest, suggest
+from contact.routing import Named, RoutingRequest, explain, suggest
 from ivr.api import WAITING, agents_on_calls
 
 router = APIRouter(prefix="/api/v1", tags=["console"])
@@ -71,9 +72,9 @@ async def routing_suggest(
                 department=code,
                 name=(cat.departments[code].name_zh if zh else cat.departments[code].name_en),
                 confidence=round(conf, 2),
-                reason=reason,
+                reason=explain(why, cat, principal.locale) if why else reason,
             )
-            for code, conf, reason in ranked
+            for code, conf, reason, why in ranked
         ],
     )
 
@@ -203,3 +204,25 @@ async def set_preferences(
     await session.commit()
     forget_principals()
     return body
+
+
+class Names(BaseModel):
+    service: dict[str, str]
+    dept: dict[str, str]
+    district: dict[str, str]
+
+
+@router.get("/names", response_model=Names, tags=["catalogue"])
+async def names(rt: RuntimeDep, principal: CurrentPrincipal) -> Names:
+    """Codes → names in the user's language, for the pages to show names, not codes."""
+    cat = await rt.catalogue()
+    zh = principal.locale == "zh-CN"
+
+    def named(items: Iterable[Named]) -> dict[str, str]:
+        return {i.code: i.name_zh if zh else i.name_en for i in items}
+
+    return Names(
+        service=named(cat.services.values()),
+        dept=named(cat.departments.values()),
+        district=named(cat.districts.values()),
+    )

@@ -58,6 +58,20 @@ STRINGS: dict[str, dict[str, str]] = {
     "merge": {"zh-CN": "合并重复件", "en": "Merge duplicate"},
     "note": {"zh-CN": "内部备注", "en": "Internal note"},
     "reply_citizen": {"zh-CN": "回复市民", "en": "Reply to citizen"},
+    "escalate": {"zh-CN": "提级督办", "en": "Escalate"},
+    "deny-return": {"zh-CN": "退单不予认可", "en": "Refuse the return"},
+    "returned_tab": {"zh-CN": "退单待审", "en": "Returns to decide"},
+    "attachments": {"zh-CN": "附件", "en": "Files"},
+    "attach": {
+        "zh-CN": "添加附件（PDF 或图片，每个不超过 10 MB）",
+        "en": "Attach files (PDF or image, 10 MB each)",
+    },
+    "files_public": {"zh-CN": "附件对市民公开", "en": "Citizen may see the files"},
+    "uploading": {"zh-CN": "正在上传附件…", "en": "Uploading files…"},
+    "priority": {"zh-CN": "紧急程度", "en": "Priority"},
+    "urgent": {"zh-CN": "紧急", "en": "Urgent"},
+    "urged_times": {"zh-CN": "督办次数", "en": "Times urged"},
+    "fields": {"zh-CN": "表单信息", "en": "Form details"},
     "public_note": {"zh-CN": "进展（市民可见）", "en": "Progress (citizen sees it)"},
     "reason": {"zh-CN": "理由", "en": "Reason"},
     "reply": {"zh-CN": "答复内容", "en": "Reply"},
@@ -110,6 +124,188 @@ STRINGS: dict[str, dict[str, str]] = {
     "audit": {"zh-CN": "登录审计", "en": "Sign-in audit"},
     "role": {"zh-CN": "角色", "en": "Role"},
     "activity": {"zh-CN": "新到工单", "en": "Just arrived"},
+    # The admin page (agent_ui/static/admin.js, templates/admin.html).
+    "adm_routing": {"zh-CN": "派单规则", "en": "Routing rules"},
+    "adm_calendar": {"zh-CN": "工作日历", "en": "Business calendar"},
+    "adm_apiclients": {"zh-CN": "接口客户端", "en": "API clients"},
+    "adm_kiosks": {"zh-CN": "自助终端", "en": "Kiosks"},
+    "adm_show_inactive": {"zh-CN": "显示已停用", "en": "Show inactive"},
+    "adm_new_service": {"zh-CN": "新增事项", "en": "New service"},
+    "adm_new_department": {"zh-CN": "新增部门", "en": "New department"},
+    "adm_new_user": {"zh-CN": "新增用户", "en": "New user"},
+    "adm_edit": {"zh-CN": "编辑", "en": "Edit"},
+    "adm_save": {"zh-CN": "保存", "en": "Save"},
+    "adm_delete": {"zh-CN": "删除", "en": "Delete"},
+    "adm_remove": {"zh-CN": "移除", "en": "Remove"},
+    "adm_none": {"zh-CN": "暂无记录", "en": "Nothing here yet"},
+    "adm_yes": {"zh-CN": "是", "en": "Yes"},
+    "adm_no": {"zh-CN": "否", "en": "No"},
+    "adm_code": {"zh-CN": "编码", "en": "Code"},
+    "adm_code_hint": {
+        "zh-CN": "小写字母、数字和连字符，保存后不可修改",
+        "en": "Lower-case letters, digits and hyphens; it cannot change later",
+    },
+    "adm_name": {"zh-CN": "名称", "en": "Name"},
+    "adm_name_zh": {"zh-CN": "中文名称", "en": "Name (Chinese)"},
+    "adm_name_en": {"zh-CN": "英文名称", "en": "Name (English)"},
+    "adm_group": {"zh-CN": "分类", "en": "Group"},
+    "adm_group_zh": {"zh-CN": "中文分类", "en": "Group (Chinese)"},
+    "adm_group_en": {"zh-CN": "英文分类", "en": "Group (English)"},
+    "adm_description_zh": {"zh-CN": "中文说明", "en": "Description (Chinese)"},
+    "adm_description_en": {"zh-CN": "英文说明", "en": "Description (English)"},
+    "adm_policy": {"zh-CN": "办理时限", "en": "Deadline policy"},
+    "adm_default_department": {"zh-CN": "默认承办单位", "en": "Default department"},
+    "adm_keywords": {"zh-CN": "关键词", "en": "Keywords"},
+    "adm_keywords_hint": {
+        "zh-CN": "每行一个（或用逗号、顿号分隔）；诉求中出现这些词即归入此事项",
+        "en": "One per line (or separated by commas): texts with these words go to this service",
+    },
+    "adm_territorial": {"zh-CN": "属地派单", "en": "Territorial"},
+    "adm_territorial_hint": {
+        "zh-CN": "派给默认单位在地址所在区的下属机构",
+        "en": "Goes to the default bureau's office in the address's district",
+    },
+    "adm_active": {"zh-CN": "启用", "en": "Active"},
+    "adm_inactive": {"zh-CN": "已停用", "en": "Inactive"},
+    "adm_form_fields": {"zh-CN": "表单字段", "en": "Form fields"},
+    "adm_fields_hint": {
+        "zh-CN": "市民和坐席在各渠道填写的附加信息；必填字段在网页、自助终端和 Open311 上强制填写",
+        "en": "Extra details asked on every channel; required ones must be filled on the web, "
+        "kiosks and Open311",
+    },
+    "adm_field": {"zh-CN": "字段", "en": "Field"},
+    "adm_add_field": {"zh-CN": "添加字段", "en": "Add a field"},
+    "adm_remove_field": {"zh-CN": "删除字段", "en": "Remove the field"},
+    "adm_up": {"zh-CN": "上移", "en": "Move up"},
+    "adm_down": {"zh-CN": "下移", "en": "Move down"},
+    "adm_datatype": {"zh-CN": "类型", "en": "Type"},
+    "adm_required": {"zh-CN": "必填", "en": "Required"},
+    "adm_label_zh": {"zh-CN": "中文标签", "en": "Label (Chinese)"},
+    "adm_label_en": {"zh-CN": "英文标签", "en": "Label (English)"},
+    "adm_values": {"zh-CN": "选项", "en": "Choices"},
+    "adm_value_key": {"zh-CN": "选项代码", "en": "Choice code"},
+    "adm_add_value": {"zh-CN": "添加选项", "en": "Add a choice"},
+    "adm_remove_value": {"zh-CN": "删除选项", "en": "Remove choice"},
+    "adm_type_string": {"zh-CN": "单行文字", "en": "Short text"},
+    "adm_type_text": {"zh-CN": "多行文字", "en": "Long text"},
+    "adm_type_number": {"zh-CN": "数字", "en": "Number"},
+    "adm_type_datetime": {"zh-CN": "日期时间", "en": "Date and time"},
+    "adm_type_singlevaluelist": {"zh-CN": "单选", "en": "One choice"},
+    "adm_type_multivaluelist": {"zh-CN": "多选", "en": "Several choices"},
+    "adm_level": {"zh-CN": "层级", "en": "Level"},
+    "adm_level_bureau": {"zh-CN": "市级单位", "en": "Bureau"},
+    "adm_level_district": {"zh-CN": "区级单位", "en": "District office"},
+    "adm_level_street": {"zh-CN": "街道/中队", "en": "Street office"},
+    "adm_parent": {"zh-CN": "上级单位", "en": "Parent"},
+    "adm_district_hint": {
+        "zh-CN": "区级单位必填；街道单位随其上级",
+        "en": "Required for a district office; a street office takes its parent's",
+    },
+    "adm_street_words": {"zh-CN": "辖区地名", "en": "Streets and places"},
+    "adm_street_words_hint": {
+        "zh-CN": "仅街道单位：地址中出现这些地名时派给该单位",
+        "en": "Street offices only: addresses naming these places go to this office",
+    },
+    "adm_routing_rules": {
+        "zh-CN": "规则来自事项目录：关键词确定事项，事项确定默认承办单位；属地事项派给该单位"
+        "在地址所在区的下属机构，地址中出现街道地名时派给街道单位。区域由下方的地名词判断。",
+        "en": "The rules come from the catalogue: keywords pick the service, the service its "
+        "default department; territorial services go to that bureau's office in the address's "
+        "district, and to a street office when the address names its streets. The words below "
+        "place an address in a district.",
+    },
+    "adm_try_routing": {"zh-CN": "试一试", "en": "Try the rules"},
+    "adm_try": {"zh-CN": "查看派单结果", "en": "Show the decision"},
+    "adm_no_route": {"zh-CN": "没有规则匹配", "en": "No rule matched"},
+    "adm_districts": {"zh-CN": "区域地名词", "en": "District address words"},
+    "adm_address_words": {"zh-CN": "地名词", "en": "Address words"},
+    "adm_address_words_hint": {
+        "zh-CN": "每行一个；一个地名词只能属于一个区",
+        "en": "One per line; a word may place addresses in one district only",
+    },
+    "adm_working_hours": {"zh-CN": "工作时间", "en": "Working hours"},
+    "adm_edit_hours": {"zh-CN": "修改工作时间", "en": "Change working hours"},
+    "adm_weekday": {"zh-CN": "星期", "en": "Weekday"},
+    "adm_periods": {"zh-CN": "时段", "en": "Periods"},
+    "adm_start": {"zh-CN": "开始", "en": "Start"},
+    "adm_end": {"zh-CN": "结束", "en": "End"},
+    "adm_add_period": {"zh-CN": "添加时段", "en": "Add a period"},
+    "adm_closed": {"zh-CN": "休息", "en": "Closed"},
+    "adm_days": {"zh-CN": "节假日与调休", "en": "Holidays and make-up working days"},
+    "adm_date": {"zh-CN": "日期", "en": "Date"},
+    "adm_day_kind": {"zh-CN": "类型", "en": "Kind"},
+    "adm_day_holiday": {"zh-CN": "节假日（休息）", "en": "Holiday (closed)"},
+    "adm_day_workday": {"zh-CN": "调休上班", "en": "Make-up working day"},
+    "adm_save_day": {"zh-CN": "保存日期", "en": "Save the day"},
+    "adm_year": {"zh-CN": "年份", "en": "Year"},
+    "adm_display_name": {"zh-CN": "姓名", "en": "Display name"},
+    "adm_locale": {"zh-CN": "语言", "en": "Language"},
+    "adm_username_hint": {
+        "zh-CN": "字母、数字和 . _ -；登录密码由系统生成，只显示一次",
+        "en": "Letters, digits and . _ -; the password is generated and shown once",
+    },
+    "adm_user_department_hint": {
+        "zh-CN": "仅部门角色需要",
+        "en": "For the department role only",
+    },
+    "adm_deactivate_hint": {
+        "zh-CN": "停用后立即退出其所有登录",
+        "en": "Deactivating signs the user out everywhere at once",
+    },
+    "adm_role_agent": {"zh-CN": "坐席", "en": "Agent"},
+    "adm_role_department": {"zh-CN": "部门", "en": "Department"},
+    "adm_role_supervisor": {"zh-CN": "班长/督办", "en": "Supervisor"},
+    "adm_role_admin": {"zh-CN": "管理员", "en": "Admin"},
+    "adm_locked": {"zh-CN": "已锁定至", "en": "Locked until"},
+    "adm_unlock": {"zh-CN": "解锁", "en": "Unlock"},
+    "adm_reset_password": {"zh-CN": "重置密码", "en": "Reset password"},
+    "adm_reset_hint": {
+        "zh-CN": "旧密码和所有登录将立即失效。",
+        "en": "The old password and every sign-in stop working at once.",
+    },
+    "adm_password_for": {"zh-CN": "新密码：", "en": "New password for"},
+    "adm_key_for": {"zh-CN": "接口密钥：", "en": "API key for"},
+    "adm_token_for": {"zh-CN": "终端令牌：", "en": "Device token for"},
+    "adm_secret_once": {
+        "zh-CN": "只显示这一次，请立即复制并妥善交付；系统只保存其摘要，无法再次查看。",
+        "en": "Shown this once: copy it now and hand it over safely. Only a hash is kept; "
+        "it cannot be shown again.",
+    },
+    "adm_copy": {"zh-CN": "复制", "en": "Copy"},
+    "adm_copied": {"zh-CN": "已复制", "en": "Copied"},
+    "adm_copy_hint": {
+        "zh-CN": "已选中，请按 Ctrl+C 复制",
+        "en": "Selected: press Ctrl+C to copy",
+    },
+    "adm_secret_done": {"zh-CN": "已复制，关闭", "en": "Copied, close"},
+    "adm_apiclients_help": {
+        "zh-CN": "Open311 和其他系统用接口密钥提交工单；吊销后立即失效。",
+        "en": "Open311 and other systems hand in tickets with an API key; a revoked key stops "
+        "working at once.",
+    },
+    "adm_client_name": {"zh-CN": "客户端名称", "en": "Client name"},
+    "adm_issue_key": {"zh-CN": "签发密钥", "en": "Issue a key"},
+    "adm_prefix": {"zh-CN": "密钥前缀", "en": "Prefix"},
+    "adm_created": {"zh-CN": "创建时间", "en": "Created"},
+    "adm_last_used": {"zh-CN": "最近使用", "en": "Last used"},
+    "adm_last_seen": {"zh-CN": "最近在线", "en": "Last seen"},
+    "adm_revoke": {"zh-CN": "吊销", "en": "Revoke"},
+    "adm_revoked": {"zh-CN": "已吊销", "en": "Revoked"},
+    "adm_revoke_hint": {
+        "zh-CN": "吊销后无法恢复，需要时请重新签发。",
+        "en": "This cannot be undone; issue a new one when needed.",
+    },
+    "adm_kiosks_help": {
+        "zh-CN": "每台自助终端用自己的设备令牌提交；终端丢失或报废时吊销。",
+        "en": "Each kiosk submits with its own device token; revoke it when a kiosk is lost or "
+        "retired.",
+    },
+    "adm_kiosk_name": {"zh-CN": "终端名称", "en": "Kiosk name"},
+    "adm_location": {"zh-CN": "安放地点", "en": "Location"},
+    "adm_register_kiosk": {"zh-CN": "登记终端", "en": "Register a kiosk"},
+    "adm_time": {"zh-CN": "时间", "en": "Time"},
+    "adm_action": {"zh-CN": "操作", "en": "Action"},
+    "adm_detail": {"zh-CN": "详情", "en": "Detail"},
     "language": {"zh-CN": "English", "en": "中文"},
 }
 
@@ -133,6 +329,40 @@ STATUSES = {
     "merged": {"zh-CN": "已合并", "en": "Merged"},
 }
 
+KINDS = {
+    "inquiry": {"zh-CN": "咨询", "en": "Inquiry"},
+    "complaint": {"zh-CN": "投诉", "en": "Complaint"},
+    "suggestion": {"zh-CN": "建议", "en": "Suggestion"},
+    "praise": {"zh-CN": "表扬", "en": "Praise"},
+    "report": {"zh-CN": "求助/反映", "en": "Report"},
+}
+
+# Ticket event kinds as the history shows them.
+EVENTS = {
+    "created": {"zh-CN": "受理", "en": "Received"},
+    "dispatched": {"zh-CN": "派单", "en": "Dispatched"},
+    "accepted": {"zh-CN": "签收", "en": "Accepted"},
+    "returned": {"zh-CN": "退单", "en": "Returned"},
+    "return_denied": {"zh-CN": "退单不予认可", "en": "Return refused"},
+    "extension_requested": {"zh-CN": "申请延期", "en": "Extension requested"},
+    "extension_granted": {"zh-CN": "同意延期", "en": "Extension granted"},
+    "extension_denied": {"zh-CN": "驳回延期", "en": "Extension denied"},
+    "resolved": {"zh-CN": "答复办结", "en": "Resolved"},
+    "reopened": {"zh-CN": "重办", "en": "Reopened"},
+    "closed": {"zh-CN": "关闭", "en": "Closed"},
+    "merged": {"zh-CN": "合并", "en": "Merged"},
+    "urged": {"zh-CN": "督办", "en": "Urged"},
+    "escalated": {"zh-CN": "提级督办", "en": "Escalated"},
+    "note": {"zh-CN": "备注", "en": "Note"},
+    "attachment_added": {"zh-CN": "附件", "en": "File added"},
+    "due_soon": {"zh-CN": "即将到期", "en": "Due soon"},
+    "overdue": {"zh-CN": "已超期", "en": "Overdue"},
+    "rated": {"zh-CN": "评价", "en": "Rated"},
+    "citizen_message": {"zh-CN": "市民补充", "en": "Citizen wrote"},
+    "status_query": {"zh-CN": "市民查询进度", "en": "Citizen asked for status"},
+    "voicemail_transcribed": {"zh-CN": "留言转写", "en": "Voicemail transcribed"},
+}
+
 LOCALES = ("zh-CN", "en")
 
 
@@ -145,4 +375,6 @@ def words(locale: str) -> dict[str, str]:
     out = {k: v[locale] for k, v in STRINGS.items()}
     out.update({f"channel.{k}": v[locale] for k, v in CHANNELS.items()})
     out.update({f"status.{k}": v[locale] for k, v in STATUSES.items()})
+    out.update({f"kind.{k}": v[locale] for k, v in KINDS.items()})
+    out.update({f"event.{k}": v[locale] for k, v in EVENTS.items()})
     return out

@@ -39,7 +39,12 @@ def hostile_tickets(client: TestClient) -> dict[str, str]:
         r = client.post(
             "/api/v1/tickets",
             headers=agent,
-            json={"description": text, "service": "street-light", "channel": "web"},
+            json={
+                "description": text,
+                "service": "street-light",
+                "channel": "web",
+                "fields": {"problem": "out"},
+            },
         )
         assert r.status_code == 201, r.text
         out[r.json()["reference"]] = text

@@ -8,10 +8,8 @@ dev outbox. Screenshots of every screen go to ``var/test-artifacts/screenshots``
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,13 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from contact.app import create_app
 from contact.settings import Settings
 from tests.conftest import PASSWORD, ROOT, wait_for
 from tests.ivr_helpers import TOKEN as VOICE_TOKEN
 from tests.ivr_helpers import Phone
+from tests.live import LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "var" / "test-artifacts" / "screenshots"
@@ -41,41 +38,11 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """The app under uvicorn in a thread of this process, on a free local port."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Twilio's webhooks are signed for the public URL the tests' phone uses.
-        settings = settings.model_copy(
-            update={"TWILIO_AUTH_TOKEN": VOICE_TOKEN, "AGENT_HOURS": "always"}
-        )
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()))
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        wait_for(lambda: self.server.started, timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture
 def live(settings: Settings) -> Iterator[LiveServer]:
-    with LiveServer(settings) as server:
+    # Twilio's webhooks are signed for the public URL the tests' phone uses.
+    served = settings.model_copy(update={"TWILIO_AUTH_TOKEN": VOICE_TOKEN, "AGENT_HOURS": "always"})
+    with LiveServer(served) as server:
         yield server
 
 
@@ -173,7 +140,8 @@ class TestTheLoopInTheBrowser:
         agent.keyboard.press("d")  # dispatch, by keyboard
         first = agent.locator("button.suggestion").first
         first.wait_for()
-        assert "cgj-dh" in first.inner_text()
+        assert first.get_attribute("data-department") == "cgj-dh"
+        assert "cgj" not in first.inner_text()  # names and reasons, not codes
         shots(agent, "03-console-dispatch")
 
         clerk = sign_in(browser, live, "cgj-dh-clerk")
@@ -196,6 +164,10 @@ class TestTheLoopInTheBrowser:
         clerk.wait_for_selector('.actions button[data-action="resolve"]')
         clerk.click('.actions button[data-action="resolve"]')
         clerk.fill("#f-resolve-reply", "路灯已于今日修复。")
+        clerk.set_input_files(
+            "#f-resolve-files",
+            {"name": "维修记录.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"},
+        )
         shots(clerk, "07-dept-resolve")
         clerk.locator("form.action-form button[type=submit]").click()
         wait_for(lambda: row(clerk, reference).count() == 0, timeout=5)
@@ -216,6 +188,14 @@ class TestTheLoopInTheBrowser:
 
         (sms,) = wait_for(status_text, timeout=15)
         assert "路灯已于今日修复" in sms["body"]
+
+        token = httpx.post(
+            f"{live.url}/api/v1/auth/token", data={"username": "agent1", "password": PASSWORD}
+        ).json()["access_token"]
+        done = httpx.get(
+            f"{live.url}/api/v1/tickets/{reference}", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+        assert [a["filename"] for a in done["attachments"]] == ["维修记录.pdf"]
 
         admin = sign_in(browser, live, "admin")
         admin.goto(f"{live.url}/admin/")

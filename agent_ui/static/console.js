@@ -43,11 +43,11 @@
       list.append(el("li", {},
         el("button", { type: "button", class: "suggestion", dataset: { department: s.department },
           onclick: () => { select.value = s.department; form.requestSubmit(); } },
-          el("kbd", {}, String(i + 1)), ` ${s.name} (${s.department}) · ${Math.round(s.confidence * 100)}%`),
+          el("kbd", {}, String(i + 1)), ` ${s.name} · ${Math.round(s.confidence * 100)}%`),
         el("div", { class: "reason" }, s.reason)));
     });
     for (const d of departments) {
-      select.append(el("option", { value: d.code }, `${d.code} · ${me.locale === "zh-CN" ? d.name_zh : d.name_en}`));
+      select.append(el("option", { value: d.code }, me.locale === "zh-CN" ? d.name_zh : d.name_en));
     }
     if (sugg.suggestions.length) select.value = sugg.suggestions[0].department;
     form.dataset.ready = "1";
@@ -127,7 +127,7 @@
       const list = document.getElementById("nt-services");
       for (const s of services) {
         const name = me.locale === "zh-CN" ? s.name_zh : s.name_en;
-        select.append(el("option", { value: s.code }, `${name} (${s.code})`));
+        select.append(el("option", { value: s.code }, name));
         list.append(el("option", { value: `${name} (${s.code})` }));
       }
       serviceFields();
@@ -136,20 +136,33 @@
     document.getElementById("nt-service-search").focus();
   }
 
+  // The service's own form fields, as the catalogue defines them for every channel.
   function serviceFields() {
     const code = document.getElementById("nt-service").value;
     const box = clear(document.getElementById("nt-fields"));
     const s = services.find((x) => x.code === code);
+    const zh = me.locale === "zh-CN";
     for (const f of (s && s.fields) || []) {
-      const id = `nt-field-${f.name}`;
-      const label = (me.locale === "zh-CN" ? f.label_zh : f.label_en) || f.name;
+      const id = `nt-field-${f.code}`;
+      const name = `field:${f.code}`;
+      const label = (zh ? f.label_zh : f.label_en) || f.code;
+      const options = (f.values || []).map((v) => el("option", { value: v.key }, zh ? v.name_zh : v.name_en));
       let input;
-      if (f.type === "choice" || f.values) {
-        input = el("select", { id, name: `field:${f.name}` }, ...(f.values || []).map((v) => el("option", { value: v.key || v }, v.name || v.key || v)));
+      if (f.datatype === "singlevaluelist") {
+        input = el("select", { id, name }, el("option", { value: "" }, "—"), ...options);
+      } else if (f.datatype === "multivaluelist") {
+        input = el("select", { id, name, multiple: true, size: String(Math.min(options.length, 5)) }, ...options);
+      } else if (f.datatype === "text") {
+        input = el("textarea", { id, name, rows: "2", maxlength: "2000" });
+      } else if (f.datatype === "number") {
+        input = el("input", { id, name, type: "number", step: "any" });
+      } else if (f.datatype === "datetime") {
+        input = el("input", { id, name, type: "datetime-local" });
       } else {
-        input = el("input", { id, name: `field:${f.name}`, required: f.required });
+        input = el("input", { id, name, maxlength: "200" });
       }
-      box.append(el("label", { for: id }, label), input);
+      // On a call the agent may not know everything; forms on the web must be complete.
+      box.append(el("label", { for: id }, label, f.required ? " *" : ""), input);
     }
   }
 
@@ -163,7 +176,7 @@
     clearTimeout(placeTimer);
     placeTimer = setTimeout(async () => {
       const r = await api("GET", `/api/v1/routing/suggest?address=${encodeURIComponent(ev.target.value)}&service=${document.getElementById("nt-service").value}`);
-      document.getElementById("nt-district").textContent = r.district ? `${T.district}: ${r.district}` : "";
+      document.getElementById("nt-district").textContent = r.district ? `${T.district}: ${Staff.nameOf("district", r.district)}` : "";
     }, 250);
   });
   document.getElementById("new-ticket-cancel").addEventListener("click", () => dialog.close());
@@ -173,8 +186,13 @@
     const body = { channel: caller.dataset.callId ? "voice" : "agent", fields: {} };
     for (const [k, v] of data.entries()) {
       if (!v) continue;
-      if (k.startsWith("field:")) body.fields[k.slice(6)] = v;
-      else body[k] = v;
+      if (!k.startsWith("field:")) { body[k] = v; continue; }
+      const code = k.slice(6);
+      const f = (services.find((x) => x.code === body.service || x.code === data.get("service")) || { fields: [] })
+        .fields.find((x) => x.code === code) || {};
+      if (f.datatype === "multivaluelist") (body.fields[code] = body.fields[code] || []).push(v);
+      else if (f.datatype === "datetime") body.fields[code] = new Date(v).toISOString();
+      else body.fields[code] = v;
     }
     try {
       const t = await api("POST", "/api/v1/tickets", body);

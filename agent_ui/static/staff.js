@@ -91,6 +91,28 @@ const Staff = (() => {
     }
   }
 
+  // Codes → names in this user's language (services, departments, districts).
+  let NAMES = { service: {}, dept: {}, district: {} };
+  const namesReady = me ? api("GET", "/api/v1/names").then((n) => { NAMES = n; }).catch(() => {}) : Promise.resolve();
+  function nameOf(kind, code) {
+    if (!code) return "—";
+    return NAMES[kind][code] || code;
+  }
+
+  // Files go up one by one as multipart, with the same CSRF header as every change.
+  async function upload(reference, file, isPublic) {
+    const data = new FormData();
+    data.append("file", file);
+    data.append("public", isPublic ? "true" : "false");
+    const r = await fetch(`/api/v1/tickets/${reference}/attachments`, {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+    });
+    const body = (r.headers.get("content-type") || "").includes("json") ? await r.json() : null;
+    if (!r.ok) throw new ApiError(r.status, body);
+    return body;
+  }
+
   // ------------------------------------------------------------ live events
   // One connection per page. Each event has an increasing id; the page remembers the
   // last one it handled and asks the server for what came after it on every reconnect,
@@ -197,9 +219,11 @@ const Staff = (() => {
     "request-extension": [["until", "datetime-local", true], ["reason", "textarea", true]],
     "grant-extension": [["reason", "textarea"]],
     "deny-extension": [["reason", "textarea", true]],
-    resolve: [["reply", "textarea", true]],
+    resolve: [["reply", "textarea", true], ["files", "file"]],
     reopen: [["reason", "textarea", true]],
     urge: [["reason", "textarea", true]],
+    escalate: [["reason", "textarea", true]],
+    "deny-return": [["reason", "textarea", true]],
     merge: [["into", "text", true]],
     note: [["text", "textarea", true], ["public", "checkbox"]],
   };
@@ -209,15 +233,15 @@ const Staff = (() => {
       "tr",
       {
         tabindex: "0",
-        class: `sla-${t.sla_state}` + (selected ? " selected" : ""),
+        class: `sla-${t.sla_state}` + (t.priority === "urgent" ? " urgent" : "") + (selected ? " selected" : ""),
         dataset: { reference: t.reference },
         "aria-selected": selected ? "true" : "false",
       },
       el("td", { class: "ref" }, t.reference_grouped),
       el("td", {}, word("channel", t.channel)),
       el("td", {}, word("status", t.status)),
-      el("td", {}, t.service || "—"),
-      el("td", {}, t.department || "—"),
+      el("td", { title: t.service || "" }, nameOf("service", t.service)),
+      el("td", { title: t.department || "" }, nameOf("dept", t.department)),
       el("td", {}, when(t.due_at)),
       el("td", { class: "excerpt" }, t.description.slice(0, 80)),
     );
@@ -243,6 +267,7 @@ const Staff = (() => {
     }
 
     async load() {
+      await namesReady;
       const page = await api("GET", this.query());
       this.items = page.items;
       this.render();
@@ -293,9 +318,14 @@ const Staff = (() => {
       let input;
       if (type === "textarea") input = el("textarea", { id, name, rows: "3", required, maxlength: "4000" });
       else if (type === "select") input = el("select", { id, name });
+      else if (type === "file") input = el("input", { id, name, type, multiple: true, accept: "application/pdf,image/jpeg,image/png,image/webp,image/gif" });
       else input = el("input", { id, name, type, required });
       if (type === "checkbox") {
         form.append(el("label", { class: "check" }, input, " ", T.public_note));
+      } else if (type === "file") {
+        const pub = el("input", { id: `${id}-public`, name: "files_public", type: "checkbox", checked: true });
+        form.append(el("label", { for: id }, T.attach), input,
+          el("label", { class: "check" }, pub, " ", T.files_public));
       } else {
         form.append(el("label", { for: id }, T[name] || name), input);
       }
@@ -309,12 +339,22 @@ const Staff = (() => {
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const body = {};
+      const files = [];
       for (const [name, type] of fields) {
         const input = form.elements[name];
+        if (type === "file") { files.push(...input.files); continue; }
         if (type === "checkbox") body[name] = input.checked;
         else if (input.value) body[name] = type === "datetime-local" ? new Date(input.value).toISOString() : input.value;
       }
       try {
+        // Files first: a reply that went out without its documents cannot be recalled.
+        if (files.length) toast(T.uploading);
+        for (const f of files) {
+          try { await upload(t.reference, f, form.elements.files_public.checked); } catch (e) {
+            toast(`${T.error}: ${f.name}: ${e.message}`, true);
+            return;
+          }
+        }
         await act(t.reference, action, body);
         form.remove();
         form.dispatchEvent(new CustomEvent("acted", { bubbles: true }));
@@ -331,13 +371,15 @@ const Staff = (() => {
     const fact = (k, v) => dl.append(el("dt", {}, T[k] || k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v));
     fact("status", word("status", t.status));
     fact("channel", word("channel", t.channel));
-    fact("kind", t.kind);
-    fact("service", t.service);
-    fact("department", t.department);
-    fact("district", t.district);
+    fact("kind", word("kind", t.kind));
+    if (t.priority === "urgent") fact("priority", T.urgent);
+    fact("service", nameOf("service", t.service));
+    fact("department", nameOf("dept", t.department));
+    fact("district", nameOf("district", t.district));
     fact("address", t.address);
     fact("phone", t.phone);
     fact("due", when(t.due_at));
+    if (t.urge_count) fact("urged_times", String(t.urge_count));
     if (t.reply) fact("reply", t.reply);
     box.append(
       el("h2", { id: "detail-title" }, t.reference_grouped),
@@ -375,11 +417,28 @@ const Staff = (() => {
       for (const e of t.events) {
         ol.append(el("li", {},
           el("time", {}, when(e.created_at)), " ",
-          el("strong", {}, e.kind), " ",
+          el("strong", {}, word("event", e.kind)), " ",
           e.actor ? `(${e.actor}) ` : "",
           e.reason || (e.data && e.data.text) || ""));
       }
       box.append(el("h3", {}, T.history), ol);
+    }
+    if (t.fields && Object.keys(t.fields).length) {
+      const dlf = el("dl", { class: "facts" });
+      for (const [k, v] of Object.entries(t.fields)) {
+        dlf.append(el("dt", {}, k), el("dd", {}, Array.isArray(v) ? v.join(", ") : String(v)));
+      }
+      box.append(el("h3", {}, T.fields), dlf);
+    }
+    if (t.attachments && t.attachments.length) {
+      const ul = el("ul", { class: "attachments" });
+      for (const a of t.attachments) {
+        ul.append(el("li", {},
+          el("a", { href: a.url, download: a.filename }, a.filename),
+          ` · ${Math.max(1, Math.round(a.size / 1024))} KB`,
+          a.public ? ` · ${T.files_public}` : ""));
+      }
+      box.append(el("h3", {}, T.attachments), ul);
     }
     if (t.messages && t.messages.length) {
       const ol = el("ol", { class: "messages" });
@@ -408,5 +467,5 @@ const Staff = (() => {
     });
   }
 
-  return { T, me, el, clear, toast, when, pct, word, api, act, Live, shortcut, actionKey, TicketList, renderTicket };
+  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket };
 })();

@@ -10,6 +10,7 @@
     overdue: "/api/v1/tickets?sla=overdue&status=dispatched&status=accepted&status=reopened&status=returned&order=due&limit=200",
     due_soon: "/api/v1/tickets?sla=due_soon&status=dispatched&status=accepted&status=reopened&order=due&limit=200",
     extensions: "/api/v1/tickets?extension=requested&order=due&limit=200",
+    returned: "/api/v1/tickets?status=returned&order=oldest&limit=200",
   };
   const watch = new TicketList(document.getElementById("watch"), () => QUERIES[tab], (ref) => openTicket(ref));
 
@@ -21,7 +22,7 @@
   async function reassignExtras(form) {
     const select = form.elements.department;
     for (const d of await api("GET", "/api/v1/departments")) {
-      select.append(el("option", { value: d.code }, `${d.code} · ${Staff.me.locale === "zh-CN" ? d.name_zh : d.name_en}`));
+      select.append(el("option", { value: d.code }, Staff.me.locale === "zh-CN" ? d.name_zh : d.name_en));
     }
   }
 
@@ -69,6 +70,8 @@
   shortcut("j", "↓", () => watch.move(1));
   shortcut("k", "↑", () => watch.move(-1));
   actionKey("u", "urge");
+  actionKey("e", "escalate");
+  actionKey("n", "deny-return");
   actionKey("g", "grant-extension");
   actionKey("x", "deny-extension");
   actionKey("d", "dispatch");

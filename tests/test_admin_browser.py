@@ -1,0 +1,102 @@
+"""The admin page in a real browser: an API key issued by keyboard is shown once and
+never again, a holiday is added, the service field editor opens. Screenshots go to
+``var/test-artifacts/screenshots/<backend>/admin-*.png``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import httpx
+
+from tests import test_staff_browser as staff
+from tests.test_admin_api import catalogue_restored  # noqa: F401 - autouse on PostgreSQL
+from tests.test_staff_browser import LiveServer, api_token, sign_in
+
+# The staff pages' browser fixtures: a live server, Debian's chromium, screenshots.
+pytestmark = staff.pytestmark
+live = staff.live
+browser = staff.browser
+shots = staff.shots
+
+
+class TestAdminPage:
+    def test_an_api_key_is_shown_once_and_a_holiday_is_added(
+        self, live: LiveServer, browser: Any, shots: Any
+    ) -> None:
+        page = sign_in(browser, live, "admin")
+        page.wait_for_selector("#services tbody tr[data-code='street-light']")
+        assert page.evaluate("document.activeElement === document.body")
+
+        # The tabs by keyboard: End → audit, ← kiosks, ← API clients; Tab into the form.
+        page.focus("#tab-services")
+        page.keyboard.press("End")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowLeft")
+        assert page.get_attribute("#tab-apiclients", "aria-selected") == "true"
+        assert page.is_visible("#pane-apiclients") and not page.is_visible("#pane-services")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "apiclient-name"
+        page.keyboard.type("区政务服务网")
+        page.keyboard.press("Enter")
+        secret = page.locator("#apiclients-secret code")
+        secret.wait_for()
+        key = secret.inner_text()
+        assert key.startswith("ck_") and len(key) > 40
+        assert page.evaluate("document.activeElement.dataset.secret") == "1"  # focus on it
+        row = page.locator("#apiclients tbody tr", has_text="区政务服务网")
+        row.wait_for()
+        prefix = row.locator("td.prefix").inner_text().rstrip("…")
+        assert key.startswith(prefix) and key not in row.inner_text()
+        shots(page, "admin-01-apiclient-key")
+
+        # Reloaded: the same tab, the client listed by its prefix, the key nowhere.
+        page.reload()
+        row = page.locator("#apiclients tbody tr", has_text="区政务服务网")
+        row.wait_for()
+        assert page.get_attribute("#tab-apiclients", "aria-selected") == "true"
+        assert page.locator("#apiclients-secret").is_hidden()
+        assert key not in page.content()
+        assert prefix in row.inner_text()
+        listed = httpx.get(f"{live.url}/api/v1/admin/api-clients", headers=api_token(live, "admin"))
+        assert key not in listed.text and listed.json()[0]["prefix"] == prefix
+        shots(page, "admin-02-apiclient-after-reload")
+
+        # A public holiday next year.
+        day = date(date.today().year + 1, 6, 2).isoformat()
+        page.click("#tab-calendar")
+        page.wait_for_selector("#hours tbody tr")
+        page.fill("#day-day", day)
+        page.select_option("#day-kind", "holiday")
+        page.fill("#day-name_zh", "城市纪念日")
+        page.fill("#day-name_en", "City Day")
+        page.click("#day-form button[type=submit]")
+        added = page.locator(f'#days tbody tr[data-code="{day}"]')
+        added.wait_for()
+        assert "City Day" in added.inner_text() or "城市纪念日" in added.inner_text()
+        cal = httpx.get(
+            f"{live.url}/api/v1/admin/calendar?year={day[:4]}", headers=api_token(live, "admin")
+        ).json()
+        assert {
+            "day": day,
+            "kind": "holiday",
+            "name_zh": "城市纪念日",
+            "name_en": "City Day",
+        } in cal["days"]
+        shots(page, "admin-03-calendar")
+
+        # The service editor with its form fields; a bad field is named and focused.
+        page.click("#tab-services")
+        page.click("#services tbody tr[data-code='street-light'] button")
+        page.wait_for_selector(".fields-editor .field-card")
+        assert page.locator(".field-card").count() == 2
+        page.click("button.add-field")
+        assert page.evaluate("document.activeElement.dataset.path") == "fields[2].code"
+        page.keyboard.type("Bad Code")
+        page.click("#svc-editor button[type=submit]")
+        page.wait_for_selector('[data-path="fields[2].code"][aria-invalid="true"]')
+        assert page.evaluate("document.activeElement.dataset.path") == "fields[2].code"
+        shots(page, "admin-04-service-fields")
+        page.click("#tab-audit")
+        page.wait_for_selector("#audit td:text('admin.calendar.day.create')")
+        assert page.evaluate("window.__pwned") is None
