@@ -37,15 +37,11 @@ What is accepted, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +49,7 @@ import httpx
 from sqlalchemy import or_, select, update
 
 from contact.channels import Media
+from contact.media import media_path, sniff, store_file
 from contact.models import Attachment, Message, Ticket, TicketEvent, utcnow
 from contact.runtime import Runtime
 
@@ -89,21 +86,6 @@ _SID = "[0-9a-fA-F]{32}"
 _MEDIA_PATH = re.compile(
     rf"/2010-04-01/Accounts/AC{_SID}/Messages/(?:MM|SM){_SID}/Media/(?P<sid>ME{_SID})"
 )
-_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
-_MP4_BRANDS = {
-    b"isom",
-    b"iso2",
-    b"iso4",
-    b"iso5",
-    b"iso6",
-    b"mp41",
-    b"mp42",
-    b"avc1",
-    b"M4V ",
-    b"MSNV",
-    b"dash",
-    b"mmp4",
-}
 
 
 # ---------------------------------------------------------------- the webhook form
@@ -177,57 +159,6 @@ def media_payload(media: Sequence[Media]) -> list[dict[str, str]]:
 
 
 # ---------------------------------------------------------------- bytes
-
-
-def sniff(head: bytes) -> str | None:
-    """The allowed type the file's first bytes show, or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head.startswith(b"#!AMR\n"):
-        return "audio/amr"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _HEIC_BRANDS:
-            return "image/heic"
-        if brand in _MP4_BRANDS:
-            return "video/mp4"
-        return None
-    if head.startswith(b"ID3"):
-        return "audio/mpeg"
-    # An MPEG audio frame: 11 sync bits, a version that is not reserved, a layer.
-    if len(head) >= 3 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        version, layer, bitrate = (head[1] >> 3) & 3, (head[1] >> 1) & 3, head[2] >> 4
-        if version != 1 and layer != 0 and bitrate != 0xF:
-            return "audio/mpeg"
-    return None
-
-
-def media_path(media_dir: Path, digest: str, content_type: str) -> Path:
-    return media_dir / digest[:2] / f"{digest}.{ALLOWED[content_type]}"
-
-
-def _store_file(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` atomically (temp file in the same directory, rename)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists() and final.stat().st_size == len(data):
-        return  # content-addressed: the same bytes are already there
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- the job
@@ -465,8 +396,8 @@ async def fetch_media_async(
                 transient.append(f"{sid}: {reason}")
                 continue
             digest = sha256(dl.data).hexdigest()
-            final = media_path(rt.settings.MEDIA_DIR, digest, dl.content_type)
-            await asyncio.to_thread(_store_file, final, dl.data)
+            final = media_path(rt.settings.MEDIA_DIR, digest, ALLOWED[dl.content_type])
+            await asyncio.to_thread(store_file, final, dl.data)
             rel = final.relative_to(rt.settings.MEDIA_DIR).as_posix()
             if await _attach(rt, message_id, sid, rel, digest, dl):
                 added += 1
