@@ -134,9 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await rt.jobs.stop()
-            await rt.bus.stop()
-            await rt.db.dispose()
+            await rt.close()
 
     app = FastAPI(
         title="Citizen contact center",

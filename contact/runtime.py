@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +34,7 @@ from contact.settings import Settings
 from contact.sla import BusinessCalendar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Runtime:
     _policies: tuple[float, dict[int, PolicyInfo]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _refreshing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -185,7 +187,32 @@ class Runtime:
             finally:
                 self._refreshing.pop(attr, None)
 
-        self._refreshing[attr] = asyncio.get_running_loop().create_task(refresh())
+        self._refreshing[attr] = self.spawn(refresh(), name=f"refresh{attr}")
+
+    def spawn(self, work: Awaitable[T], name: str) -> asyncio.Task[T]:
+        """Run ``work`` in the background, tracked so that :meth:`close` waits for it."""
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop the jobs, let background work finish (cancel it after ``grace`` s), then
+        close the bus and the database.
+
+        Closing the database under a task still inside a query would leave that task
+        waiting for a connection thread that is gone, and the process would never exit.
+        """
+        await self.jobs.stop()
+        if self._background:
+            _, late = await asyncio.wait(set(self._background), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=grace)
+        await self.bus.stop()
+        await self.db.dispose()
 
     async def warm(self) -> None:
         """Load every cache before serving; a database not up yet is reported, not fatal."""

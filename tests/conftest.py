@@ -210,7 +210,7 @@ def with_runtime(settings: Settings, scenario: Any) -> Any:
         try:
             return await scenario(rt)
         finally:
-            await rt.db.dispose()
+            await rt.close()
 
     return asyncio.run(go())
 

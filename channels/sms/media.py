@@ -428,7 +428,6 @@ def fetch_media(message_id: int, media: list[dict[str, Any]]) -> int:
 RETRY_INTERVALS = (30, 120, 600, 1800, 3600)
 # In-process (no Redis): attempts after these delays, then give up (logged).
 IN_PROCESS_DELAYS = (0.0, 5.0, 30.0)
-_TASKS: set[asyncio.Task[int]] = set()
 
 
 async def enqueue_fetch(
@@ -480,7 +479,4 @@ async def enqueue_fetch(
                 )
         return 0
 
-    task = asyncio.create_task(attempts(), name=f"mms-media-{message_id}")
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
-    return task
+    return rt.spawn(attempts(), name=f"mms-media-{message_id}")
