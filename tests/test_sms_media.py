@@ -592,9 +592,12 @@ class TestScheduling:
             message_id, _ = await text_in(rt)
             jobs = RqJobs.__new__(RqJobs)  # no Redis needed to see what would be queued
             queue = jobs.queue = RecordingQueue()  # type: ignore[assignment]
-            rt.jobs = jobs
+            own, rt.jobs = rt.jobs, jobs
             media = [Media(media_url(1), "image/jpeg")]
-            assert await enqueue_fetch(rt, message_id, media) is None
+            try:
+                assert await enqueue_fetch(rt, message_id, media) is None
+            finally:
+                rt.jobs = own  # the runtime closes the jobs it was built with
             [(func, args, kwargs)] = queue.calls
             assert func is fetch_media and args == (message_id, media_payload(media))
             assert kwargs["retry"].intervals == list(RETRY_INTERVALS)
