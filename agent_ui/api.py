@@ -1,5 +1,6 @@
 """What the staff pages ask the server beyond the ticket API: routing suggestions, the
-knowledge base, the supervisor's wallboard, the signed-in user's language."""
+knowledge base, the supervisor's wallboard (with the kiosks' health), the signed-in
+user's language."""
 
 from __future__ import annotations
 
@@ -11,12 +12,24 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact.deps import CurrentPrincipal, DbSession, RuntimeDep, forget_principals
 from contact.errors import Forbidden, NotFound
-from contact.models import Call, Channel, KbArticle, SlaState, Ticket, TicketStatus, User, utcnow
+from contact.models import (
+    Call,
+    Channel,
+    KbArticle,
+    KioskDevice,
+    SlaState,
+    Ticket,
+    TicketStatus,
+    User,
+    utcnow,
+)
 from contact.principal import Principal
 from contact.routing import Named, RoutingRequest, explain, suggest
+from contact.tasks import OFFLINE_AFTER, OFFLINE_MARK
 from ivr.api import WAITING, agents_on_calls
 
 router = APIRouter(prefix="/api/v1", tags=["console"])
@@ -123,6 +136,22 @@ async def kb_search(
     ]
 
 
+class KioskState(BaseModel):
+    """A kiosk as its last heartbeat left it."""
+
+    id: int
+    name: str
+    location: str
+    online: bool
+    last_seen_at: datetime | None
+    version: str | None
+    paper: str  # ok | low | out | unknown
+    printer_online: bool | None
+    printer_detail: str
+    queue: int  # submissions waiting on the kiosk to be sent
+    oldest_queued_at: datetime | None
+
+
 class Wallboard(BaseModel):
     calls_waiting: int
     longest_wait_seconds: int
@@ -132,6 +161,9 @@ class Wallboard(BaseModel):
     overdue: int
     due_soon: int
     extensions_requested: int
+    kiosks_online: int
+    kiosks_offline: int
+    kiosks: list[KioskState]
     at: datetime
 
 
@@ -175,6 +207,8 @@ async def wallboard(rt: RuntimeDep, session: DbSession, principal: CurrentPrinci
         due_soon += n if sla == SlaState.due_soon else 0
         extensions += n if extension.value == "requested" else 0
     oldest = waiting[1]
+    kiosks = await kiosk_states(session, now)
+    online = sum(1 for k in kiosks if k.online)
     return Wallboard(
         calls_waiting=int(waiting[0]),
         longest_wait_seconds=int((now - oldest).total_seconds()) if oldest else 0,
@@ -184,8 +218,63 @@ async def wallboard(rt: RuntimeDep, session: DbSession, principal: CurrentPrinci
         overdue=overdue,
         due_soon=due_soon,
         extensions_requested=extensions,
+        kiosks_online=online,
+        kiosks_offline=len(kiosks) - online,
+        kiosks=kiosks,
         at=now,
     )
+
+
+def _when(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+async def kiosk_states(session: AsyncSession, now: datetime) -> list[KioskState]:
+    """The active kiosks: online while heard from within ``OFFLINE_AFTER`` and not
+    marked offline since; their printer and queue as last reported."""
+    rows = (
+        await session.execute(
+            select(
+                KioskDevice.id,
+                KioskDevice.name,
+                KioskDevice.location,
+                KioskDevice.last_seen_at,
+                KioskDevice.status,
+            )
+            .where(KioskDevice.active)
+            .order_by(KioskDevice.name, KioskDevice.id)
+        )
+    ).all()
+    out: list[KioskState] = []
+    for r in rows:
+        status = r.status if isinstance(r.status, dict) else {}
+        raw_printer = status.get("printer")
+        printer = raw_printer if isinstance(raw_printer, dict) else {}
+        seen = r.last_seen_at
+        queue = status.get("queue")
+        version = status.get("version")
+        printer_online = printer.get("online")
+        out.append(
+            KioskState(
+                id=r.id,
+                name=r.name,
+                location=r.location or "",
+                online=seen is not None
+                and now - seen <= OFFLINE_AFTER
+                and not status.get(OFFLINE_MARK),
+                last_seen_at=seen,
+                version=str(version) if version else None,
+                paper=str(printer.get("paper") or "unknown"),
+                printer_online=printer_online if isinstance(printer_online, bool) else None,
+                printer_detail=str(printer.get("detail") or ""),
+                queue=queue if isinstance(queue, int) else 0,
+                oldest_queued_at=_when(status.get("oldest_queued_at")),
+            )
+        )
+    return out
 
 
 class Preferences(BaseModel):

@@ -76,6 +76,20 @@ class CallEvent(_Event):
     status: str | None = None
 
 
+class KioskEvent(_Event):
+    """``kiosk.heartbeat`` / ``kiosk.offline``: the kiosk and what the wallboard shows of
+    it (no token, no address, nothing a citizen typed)."""
+
+    type: Literal["kiosk.heartbeat", "kiosk.offline"]
+    kiosk_id: int
+    name: str
+    online: bool
+    paper: str | None = None
+    printer_online: bool | None = None
+    queue: int | None = None
+    last_seen_at: str | None = None
+
+
 class BusMessage(BaseModel):
     """What a websocket subscriber receives."""
 
@@ -95,4 +109,4 @@ class BusMessage(BaseModel):
         return json.dumps(self.wire(), ensure_ascii=False, separators=(",", ":"))
 
 
-AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent | CallEvent
+AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent | CallEvent | KioskEvent

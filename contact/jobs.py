@@ -20,7 +20,8 @@ QUEUE = "contact"
 
 
 class InProcessJobs(Jobs):
-    """The embedded default: one asyncio task delivers the outbox and runs the SLA scan."""
+    """The embedded default: one asyncio task delivers the outbox and runs the SLA and
+    kiosk scans."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,7 +51,7 @@ class InProcessJobs(Jobs):
         rt = self._runtime
         assert rt is not None
         interval = rt.settings.SWEEP_INTERVAL_SECONDS
-        next_scan = 0.0
+        next_scan = next_kiosk_scan = 0.0
         while True:
             try:
                 for lane in self.lanes.values():
@@ -59,6 +60,9 @@ class InProcessJobs(Jobs):
                 if time.monotonic() >= next_scan:
                     await tasks.sla_scan_async(rt)
                     next_scan = time.monotonic() + rt.settings.SLA_SCAN_INTERVAL_SECONDS
+                if time.monotonic() >= next_kiosk_scan:
+                    await tasks.kiosk_scan_async(rt)
+                    next_kiosk_scan = time.monotonic() + tasks.KIOSK_SCAN_SECONDS
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -400,6 +400,26 @@ class KioskDevice(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class KioskSubmission(Base):
+    """A report a kiosk handed in: which device, under which ``Idempotency-Key`` (its
+    sha256; a retry of the same key answers the same ticket), the provisional reference
+    printed on the citizen's receipt, and when the citizen pressed submit."""
+
+    __tablename__ = "kiosk_submissions"
+    __table_args__ = (
+        UniqueConstraint("device_id", "key_hash", name="uq_kiosk_submissions_device_key"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("kiosk_devices.id"))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    # sha256 of the submission as sent: the same key with other content is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    provisional_reference: Mapped[str | None] = mapped_column(String(21), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    submitted_at: Mapped[datetime | None] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # ---------------------------------------------------------------- tickets
 
 

@@ -10,13 +10,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import or_, select, update
 
 from contact import bus
-from contact.events import SlaEvent
-from contact.models import SlaState, Ticket, TicketEvent, TicketStatus, utcnow
+from contact.events import KioskEvent, SlaEvent
+from contact.models import KioskDevice, SlaState, Ticket, TicketEvent, TicketStatus, utcnow
 from contact.runtime import Runtime
 from contact.sla import sla_state
 
@@ -184,3 +184,79 @@ async def sla_scan_async(rt: Runtime) -> int:
     if changed:
         log.info("sla scan: %s tickets changed deadline state", changed)
     return changed
+
+
+# ---------------------------------------------------------------- kiosks
+
+# A kiosk reports every 30 s; three missed reports and it counts as offline.
+OFFLINE_AFTER = timedelta(seconds=90)
+KIOSK_SCAN_SECONDS = 30
+# The mark in ``KioskDevice.status`` that an outage was announced (cleared by a heartbeat).
+OFFLINE_MARK = "offline_since"
+# Kiosk health is for the supervisors' wallboard: never a department's business.
+KIOSK_AUDIENCE = bus.Audience(supervisors_only=True)
+
+
+def kiosk_event(
+    kind: Literal["kiosk.heartbeat", "kiosk.offline"],
+    kiosk_id: int,
+    name: str,
+    status: dict[str, Any],
+    last_seen_at: Any,
+) -> KioskEvent:
+    raw = status.get("printer")
+    printer: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    queue = status.get("queue")
+    return KioskEvent(
+        type=kind,
+        kiosk_id=kiosk_id,
+        name=name,
+        online=kind == "kiosk.heartbeat",
+        paper=str(printer.get("paper") or "unknown"),
+        printer_online=printer.get("online") if isinstance(printer.get("online"), bool) else None,
+        queue=queue if isinstance(queue, int) else None,
+        last_seen_at=last_seen_at.isoformat() if last_seen_at is not None else None,
+    )
+
+
+def kiosk_scan() -> int:
+    return _run(kiosk_scan_async(RUNTIME))  # type: ignore[arg-type]
+
+
+async def kiosk_scan_async(rt: Runtime) -> int:
+    """Mark active kiosks not heard from for :data:`OFFLINE_AFTER` as offline, once per
+    outage, and announce each with ``kiosk.offline``. Safe to run in several processes at
+    once: the mark is set by a conditional update, so only one of them announces it."""
+    now = utcnow()
+    cutoff = now - OFFLINE_AFTER
+    unmarked = KioskDevice.status[OFFLINE_MARK].as_string().is_(None)
+    marked = 0
+    async with rt.db.session() as s:
+        rows = (
+            await s.execute(
+                select(
+                    KioskDevice.id, KioskDevice.name, KioskDevice.status, KioskDevice.last_seen_at
+                ).where(KioskDevice.active, KioskDevice.last_seen_at < cutoff, unmarked)
+            )
+        ).all()
+        for row in rows:
+            status = {**(row.status or {}), OFFLINE_MARK: now.isoformat()}
+            result = await s.execute(
+                update(KioskDevice)
+                .where(
+                    KioskDevice.id == row.id,
+                    KioskDevice.active,
+                    KioskDevice.last_seen_at < cutoff,
+                    unmarked,
+                )
+                .values(status=status)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # heard from meanwhile, or marked by another scan
+            event = kiosk_event("kiosk.offline", row.id, row.name, status, row.last_seen_at)
+            await bus.record(s, event, KIOSK_AUDIENCE)
+            marked += 1
+        await rt.commit(s)
+    if marked:
+        log.warning("kiosk scan: %s kiosk(s) went offline", marked)
+    return marked

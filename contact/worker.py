@@ -2,7 +2,7 @@
 
 rq's default worker forks per job (~60 jobs/s); ``SimpleWorker`` runs them in the
 process (~250/s) and keeps one event loop and connection pool warm. A child
-process runs rq's cron scheduler, which enqueues the sweeper and the SLA scan.
+process runs rq's cron scheduler, which enqueues the sweeper, the SLA scan and the kiosk scan.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def _cron(redis_url: str, sweep_every: int, scan_every: int) -> None:
     cron = CronScheduler(connection=Redis.from_url(redis_url), name="contact-cron")
     cron.register(tasks.sweep_outbox, queue_name=QUEUE, interval=sweep_every, result_ttl=60)
     cron.register(tasks.sla_scan, queue_name=QUEUE, interval=scan_every, result_ttl=60)
+    cron.register(
+        tasks.kiosk_scan, queue_name=QUEUE, interval=tasks.KIOSK_SCAN_SECONDS, result_ttl=60
+    )
     from contact.app import lanes
 
     for lane in lanes():

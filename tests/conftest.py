@@ -50,6 +50,9 @@ TRANSACTIONAL = (
     "web_drafts",
     "phone_codes",
     "web_limits",
+    "kiosk_submissions",
+    "kiosk_devices",
+    "api_clients",
 )
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
