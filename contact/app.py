@@ -119,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from contact import api, attachments, devgateway, stats_api
     from contact.auth import CsrfGuard
     from contact.deps import SESSION_COOKIE
+    from kiosk import central as kiosk_central
+
+    kiosk_central.register()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,9 +182,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(staff_pages.router)
     app.include_router(staff_api.router)
     app.include_router(admin_api.router)
+    app.include_router(kiosk_central.router)
     app.mount(staff_pages.STATIC_PREFIX, staff_pages.static_files(), name="staff-static")
     if settings.dev_gateway:
         app.include_router(dev_router)
+        from kiosk import preview as kiosk_preview
+
+        kiosk_preview.mount(app, settings.DEFAULT_LOCALE, settings.DEFAULT_REGION, settings.tz)
         app.include_router(devgateway.router)
     app.add_middleware(
         CsrfGuard,

@@ -254,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     kr = ksub.add_parser("register", help="print a new device token once")
     kr.add_argument("--name", required=True)
     kr.set_defaults(func=lambda a: _add_secret("kiosk", a.name))
+    from kiosk.runtime import cli as kiosk_cli
+
+    krun = ksub.add_parser("run", help="the kiosk's own server: screens, printer, offline queue")
+    kiosk_cli.add_arguments(krun)
+    krun.set_defaults(func=kiosk_cli.run)
 
     iv = sub.add_parser("ivr", help="the voice IVR")
     ivsub = iv.add_subparsers(dest="ivr_command", required=True)
