@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -37,7 +37,7 @@ from contact.deps import DbSession, RuntimeDep
 from contact.errors import BadRequest, ContactError, ErrorBody
 from contact.models import KioskDevice, utcnow
 from contact.security import hash_secret
-from contact.tasks import KIOSK_AUDIENCE, kiosk_event
+from contact.tasks import KIOSK_AUDIENCE, OFFLINE_MARK, kiosk_event
 from kiosk import central_catalogue, central_intake, central_track
 from kiosk.central_intake import IDEMPOTENCY_MAX, Device, SubmissionIn, SubmissionRead
 
@@ -199,8 +199,13 @@ async def heartbeat(
     rt: RuntimeDep, session: DbSession, device: CurrentDevice, body: HeartbeatIn
 ) -> HeartbeatRead:
     """Stores the kiosk's state for the wallboard (clearing an offline mark) and
-    announces it with ``kiosk.heartbeat``."""
+    announces it with ``kiosk.heartbeat`` when the wallboard would show something new
+    (printer, paper, queue, back online) or at least every :data:`REANNOUNCE` — not
+    every 30 s, which would fill the event log with nothing."""
     now = utcnow()
+    previous = (
+        await session.execute(select(KioskDevice.status).where(KioskDevice.id == device.id))
+    ).scalar_one_or_none() or {}
     status: dict[str, Any] = {
         "version": body.version,
         "queue": body.queue,
@@ -208,15 +213,35 @@ async def heartbeat(
         "printer": body.printer.model_dump(mode="json"),
         "reported_at": now.isoformat(),
     }
+    announced = _announced_at(previous)
+    changed = (
+        OFFLINE_MARK in previous
+        or announced is None
+        or now - announced >= REANNOUNCE
+        or any(previous.get(k) != status[k] for k in ("queue", "printer", "version"))
+    )
+    status["announced_at"] = now.isoformat() if changed else previous.get("announced_at")
     await session.execute(
         update(KioskDevice)
         .where(KioskDevice.id == device.id)
         .values(status=status, last_seen_at=now)
     )
-    event = kiosk_event("kiosk.heartbeat", device.id, device.name, status, now)
-    await bus.record(session, event, KIOSK_AUDIENCE)
+    if changed:
+        event = kiosk_event("kiosk.heartbeat", device.id, device.name, status, now)
+        await bus.record(session, event, KIOSK_AUDIENCE)
     await rt.commit(session)
     return HeartbeatRead(server_time=now, kiosk=HeartbeatKiosk(id=device.id, name=device.name))
+
+
+REANNOUNCE = timedelta(minutes=5)
+
+
+def _announced_at(status: dict[str, Any]) -> datetime | None:
+    raw = status.get("announced_at")
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ catalogue, track

@@ -564,6 +564,24 @@ class TestKioskHealth:
         body = problem(bad, 422, "invalid_input")
         assert {"queue", "printer.paper"} <= set(body["fields"])
 
+    def test_heartbeats_are_announced_when_something_changes_not_every_time(
+        self, client: TestClient, kiosk: Kiosk, db: Engine
+    ) -> None:
+        for _ in range(3):
+            assert kiosk.heartbeat(client, queue=0).status_code == 200
+        assert len(bus_events(db, "kiosk.heartbeat")) == 1
+        assert (
+            kiosk.heartbeat(client, queue=0, printer={"online": True, "paper": "out"}).status_code
+            == 200
+        )
+        assert (
+            kiosk.heartbeat(client, queue=2, printer={"online": True, "paper": "out"}).status_code
+            == 200
+        )
+        assert len(bus_events(db, "kiosk.heartbeat")) == 3
+        (k,) = wallboard(client)["kiosks"]
+        assert k["paper"] == "out" and k["queue"] == 2
+
     def test_an_outage_is_announced_once(
         self, client: TestClient, settings: Settings, kiosk: Kiosk, db: Engine
     ) -> None:
