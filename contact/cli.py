@@ -210,6 +210,45 @@ def cmd_ivr_simulate(args: argparse.Namespace) -> int:
     return simulate(settings, caller=args.caller, lang=args.lang)
 
 
+def cmd_routing_evaluate(args: argparse.Namespace) -> int:
+    from contact import learning
+
+    try:
+        texts, labels = learning.read_csv(args.csv)
+    except (OSError, ValueError) as exc:
+        print(f"routing: {exc}", file=sys.stderr)
+        return 2
+    if not 2 <= args.folds <= 20:
+        print("routing: --folds must be from 2 to 20", file=sys.stderr)
+        return 2
+    print(f"{len(texts)} rows, {len(set(labels))} labels, {args.folds} folds, seed {args.seed}")
+    learning.report(learning.cross_validate(texts, labels, args.folds, args.seed))
+    return 0
+
+
+def cmd_routing_train(args: argparse.Namespace) -> int:
+    import pickle
+    import time as _time
+
+    from contact import learning
+
+    try:
+        texts, labels = learning.read_csv(args.csv)
+    except (OSError, ValueError) as exc:
+        print(f"routing: {exc}", file=sys.stderr)
+        return 2
+    started = _time.monotonic()
+    model = learning.TextModel.train(texts, labels)
+    took = _time.monotonic() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"routing-{_time.strftime('%Y%m%d-%H%M%S')}.pkl"
+    with path.open("wb") as f:
+        pickle.dump(model, f)
+    print(f"{len(texts)} rows, {len(model.labels)} labels, trained in {took:.1f} s")
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="contact", description="Citizen contact center")
     sub = p.add_subparsers(dest="command", required=True)
@@ -259,6 +298,22 @@ def main(argv: list[str] | None = None) -> int:
     krun = ksub.add_parser("run", help="the kiosk's own server: screens, printer, offline queue")
     kiosk_cli.add_arguments(krun)
     krun.set_defaults(func=kiosk_cli.run)
+
+    ro = sub.add_parser("routing", help="the learning router")
+    rosub = ro.add_subparsers(dest="routing_command", required=True)
+    rev = rosub.add_parser(
+        "evaluate",
+        help="accuracy and macro-F1 on fixed-seed folds of a CSV (text,label), beside a "
+        "majority-class and a keyword-rule baseline",
+    )
+    rev.add_argument("--csv", type=Path, required=True)
+    rev.add_argument("--folds", type=int, default=5)
+    rev.add_argument("--seed", type=int, default=42)
+    rev.set_defaults(func=cmd_routing_evaluate)
+    rtr = rosub.add_parser("train", help="train the model from a CSV (text,label)")
+    rtr.add_argument("--csv", type=Path, required=True)
+    rtr.add_argument("--out", type=Path, default=Path("var/models"))
+    rtr.set_defaults(func=cmd_routing_train)
 
     iv = sub.add_parser("ivr", help="the voice IVR")
     ivsub = iv.add_subparsers(dest="ivr_command", required=True)

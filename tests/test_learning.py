@@ -1,0 +1,87 @@
+"""The learning router's model and ``contact routing evaluate/train`` on small data."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from contact import learning
+from contact.cli import main
+
+TOPICS = {
+    "城乡建设": ["路灯不亮", "井盖丢失", "道路坑洼", "小区违建", "楼道漏水"],
+    "环境保护": ["工厂排放黑烟", "河道污染发臭", "夜间噪音扰民", "垃圾焚烧异味"],
+    "教育文体": ["学校乱收费", "老师课外补课", "学位申请咨询", "体育馆开放时间"],
+    "交通运输": ["公交车晚点", "出租车拒载", "红绿灯故障", "违章停车占道"],
+}
+FILLER = ["请相关部门尽快处理", "已经持续很久了", "希望得到回复", "影响居民生活", "谢谢"]
+
+
+def corpus(n: int, seed: int = 7) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = list(TOPICS)[i % len(TOPICS)]
+        words = rng.sample(TOPICS[label], 2) + rng.sample(FILLER, 2)
+        rng.shuffle(words)
+        rows.append(("，".join(words) + f"（第{i}号）", label))
+    return rows
+
+
+def write(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+def test_evaluate_prints_the_model_beside_its_baselines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "messages.csv", corpus(200))
+    assert main(["routing", "evaluate", "--csv", str(path), "--folds", "4"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    last = re.fullmatch(r"accuracy=(0\.\d{3}|1\.000) macro_f1=(0\.\d{3}|1\.000)", out[-1])
+    assert last, out[-1]
+    majority = next(line for line in out if line.startswith("baseline majority"))
+    majority_accuracy = float(majority.split("accuracy=")[1].split()[0])
+    assert 0.2 <= majority_accuracy <= 0.3  # four balanced labels
+    assert float(last.group(1)) > 0.9  # the words give the topic away
+    assert any(line.startswith("城乡建设") for line in out)  # per-label figures
+
+
+def test_a_bad_csv_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("body,category\nx,y\n", encoding="utf-8")
+    assert main(["routing", "evaluate", "--csv", str(bad)]) == 2
+    assert "text,label" in capsys.readouterr().err
+
+
+def test_a_trained_model_ranks_with_honest_confidences(tmp_path: Path) -> None:
+    path = write(tmp_path / "messages.csv", corpus(240))
+    assert main(["routing", "train", "--csv", str(path), "--out", str(tmp_path / "m")]) == 0
+    (saved,) = (tmp_path / "m").glob("routing-*.pkl")
+    with saved.open("rb") as f:
+        model = pickle.load(f)
+    assert isinstance(model, learning.TextModel)
+    ranked = model.rank("晚上工厂排放黑烟，河道也被污染了", n=3)
+    assert ranked[0][0] == "环境保护"
+    assert ranked[0][1] > ranked[1][1] >= ranked[2][1]
+    assert sum(c for _, c in ranked) <= 1.0 + 1e-9
+    assert model.predict(["公交车经常晚点"]) == ["交通运输"]
+
+
+def test_english_text_is_read_by_words() -> None:
+    texts = [f"pothole on main street number {i}" for i in range(30)] + [
+        f"streetlight out near the park {i}" for i in range(30)
+    ]
+    labels = ["Pothole"] * 30 + ["Streetlight"] * 30
+    model = learning.TextModel.train(texts, labels)
+    assert not model.chinese
+    assert model.predict(["the streetlight by the park is out"]) == ["Streetlight"]
