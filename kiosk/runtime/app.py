@@ -36,7 +36,7 @@ from kiosk.hardware.reader import SerialReader, classify
 from kiosk.hardware.receipt import Receipt, TextSlip
 from kiosk.runtime.store import PENDING, SENT, Queued, Store
 from kiosk.ui import i18n
-from kiosk.ui.model import Catalogue, Outcome, Step, TrackAnswer
+from kiosk.ui.model import Catalogue, Outcome, Step, TrackAnswer, pick
 from kiosk.ui.routes import Options, make_router, mask_phone
 
 log = logging.getLogger("kiosk")
@@ -203,7 +203,7 @@ class Kiosk:
             return TrackAnswer(
                 "found",
                 str(data.get("reference") or reference),
-                service if isinstance(service, str) else _pick(service, locale),
+                service if isinstance(service, str) else pick(service, locale),
                 str(data.get("status_text") or data.get("status") or ""),
                 tuple(
                     Step(
@@ -250,13 +250,7 @@ class Kiosk:
         if scanned.kind == "track":
             item = {"kind": "track", "value": scanned.value}
         elif scanned.kind == "card" and self._catalogue is not None:
-            number = scanned.value
-            item = {
-                "kind": "card",
-                "digest": self._catalogue.card_digest(number),
-                "last4": number[-4:],
-                "masked": "*" * (len(number) - 4) + number[-4:],
-            }
+            item = {"kind": "card", **self._catalogue.card(scanned.value)}
         if item is not None:
             with contextlib.suppress(asyncio.QueueFull):
                 self._inputs.put_nowait(item)
@@ -411,12 +405,6 @@ class Kiosk:
             "queue": counts,
             "printer": {"online": status.online, "paper": status.paper},
         }
-
-
-def _pick(names: Any, locale: str) -> str:
-    if isinstance(names, dict):
-        return str(names.get(locale) or names.get("zh-CN") or "")
-    return ""
 
 
 def _error_code(r: httpx.Response) -> str:

@@ -7,13 +7,12 @@ on the central server it opens tickets directly, for trying the screens out.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from kiosk.hardware.printer import PrinterStatus
+from kiosk.hardware.reader import card_digest, mask_card
 from kiosk.hardware.receipt import TextSlip
 
 LOCALES = ("zh-CN", "en")
@@ -106,10 +105,15 @@ class Catalogue:
         sep = "&" if "?" in self.track_url else "?"
         return f"{self.track_url}{sep}ref={reference}"
 
-    def card_digest(self, number: str) -> str:
-        """The card number as the central server may keep it: an HMAC under the city's
-        kiosk key (the same on every kiosk), never the number."""
-        return hmac.new(self.card_key, number.encode(), hashlib.sha256).hexdigest()
+    def card(self, number: str) -> dict[str, str]:
+        """A card number as the screens and the central server may see it: an HMAC under
+        the city's kiosk key (the same on every kiosk), the last 4 digits and a mask;
+        never the number."""
+        return {
+            "digest": card_digest(number, self.card_key),
+            "last4": number[-4:],
+            "masked": mask_card(number),
+        }
 
 
 @dataclass(frozen=True)

@@ -297,14 +297,7 @@ def make_router(backend: KioskBackend, options: Options | None = None) -> APIRou
         cat = await backend.catalogue()
         if cat is None or not CARD.match(number):
             return JSONResponse({"error": "not_a_card"}, 422, headers=_NO_STORE)
-        return JSONResponse(
-            {
-                "digest": cat.card_digest(number),
-                "last4": number[-4:],
-                "masked": "*" * (len(number) - 4) + number[-4:],
-            },
-            headers=_NO_STORE,
-        )
+        return JSONResponse(cat.card(number), headers=_NO_STORE)
 
     @router.get("/kiosk/input")
     async def next_input(timeout: float = 20.0) -> Response:
