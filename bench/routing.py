@@ -81,11 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         f"plain char model p50 {l50:.2f} ms, p99 {l99:.2f} ms; ratio p99 {p99 / l99:.2f}"
     )
 
-    big_t, big_l = synthetic(texts, labels, args.train_rows)
-    started = time.monotonic()
-    TextModel.train(big_t, big_l)
-    trained = time.monotonic() - started
-    print(f"training on {args.train_rows:,} tickets: {trained:.1f} s (goal < 120 s)")
+    trained = 0.0
+    if args.train_rows:
+        big_t, big_l = synthetic(texts, labels, args.train_rows)
+        started = time.monotonic()
+        TextModel.train(big_t, big_l, say=print)
+        trained = time.monotonic() - started
+        print(f"training on {args.train_rows:,} tickets: {trained:.1f} s (goal < 120 s)")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(

@@ -85,3 +85,21 @@ def test_english_text_is_read_by_words() -> None:
     model = learning.TextModel.train(texts, labels)
     assert not model.chinese
     assert model.predict(["the streetlight by the park is out"]) == ["Streetlight"]
+
+
+def test_facts_beside_the_words_are_learnt_too() -> None:
+    """The same complaint goes to the district's own office: the ticket's district (a
+    fact beside its words) decides between offices the text alone cannot tell apart."""
+    rng = random.Random(3)
+    texts, labels, extras = [], [], []
+    for i in range(200):
+        district = "dh" if i % 2 else "jb"
+        words = rng.sample(TOPICS["城乡建设"], 2) + rng.sample(FILLER, 2)
+        texts.append("，".join(words))
+        labels.append(f"cgj-{district}")
+        extras.append([f"district:{district}", "channel:sms"])
+    model = learning.TextModel.train(texts, labels, extras=extras)
+    text = "路灯不亮，井盖丢失，请相关部门尽快处理"
+    assert model.rank(text, facts=["district:dh"])[0][0] == "cgj-dh"
+    assert model.rank(text, facts=["district:jb"])[0][0] == "cgj-jb"
+    assert model.predict([text, text], [["district:jb"], ["district:dh"]]) == ["cgj-jb", "cgj-dh"]
