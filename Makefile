@@ -39,6 +39,8 @@ bench: install
 		(apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1))) || true
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.routing
+	$(BIN)/python -m bench.duplicates
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contact import model_router
 from contact.deps import CurrentPrincipal, DbSession, RuntimeDep, forget_principals
 from contact.errors import Forbidden, NotFound
 from contact.models import (
@@ -69,13 +70,20 @@ async def routing_suggest(
     service: Annotated[str | None, Query(max_length=32)] = None,
     address: Annotated[str | None, Query(max_length=300)] = None,
     district: Annotated[str | None, Query(max_length=32)] = None,
+    channel: Annotated[Channel | None, Query()] = None,
 ) -> SuggestRead:
     """The top three departments for a text (and service, address), each with its reason
     and confidence; the new-ticket form also takes the district from here."""
     _contact_centre(principal)
     cat = await rt.catalogue()
-    request = RoutingRequest(text=text, service=service, address=address, district=district)
-    decision, ranked = suggest(cat, request)
+    request = RoutingRequest(
+        text=text,
+        service=service,
+        address=address,
+        district=district,
+        channel=channel.value if channel else None,
+    )
+    decision, ranked = suggest(cat, request, router=await model_router.router(rt))
     zh = principal.locale == "zh-CN"
     return SuggestRead(
         service=decision.service,

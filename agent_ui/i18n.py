@@ -133,6 +133,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "avg_handling": {"zh-CN": "平均办理时长（小时）", "en": "Average handling (h)"},
     "ranking": {"zh-CN": "部门排名", "en": "Department ranking"},
     "hotspots": {"zh-CN": "热点", "en": "Hot spots"},
+    "hotspots_today": {"zh-CN": "今日热点", "en": "Hot spots today"},
+    "hotspot_none": {"zh-CN": "今日暂无热点", "en": "No hot spots today"},
+    "hotspot_detected": {"zh-CN": "发现热点", "en": "Hot spot"},
+    "hotspot_expected": {"zh-CN": "通常", "en": "usually"},
     "period_from": {"zh-CN": "起", "en": "From"},
     "period_to": {"zh-CN": "止", "en": "To"},
     "filter": {"zh-CN": "筛选", "en": "Filter"},
@@ -328,6 +332,29 @@ STRINGS: dict[str, dict[str, str]] = {
     "adm_action": {"zh-CN": "操作", "en": "Action"},
     "adm_detail": {"zh-CN": "详情", "en": "Detail"},
     "language": {"zh-CN": "English", "en": "中文"},
+    "dup_title": {"zh-CN": "疑似重复工单", "en": "Possible duplicates"},
+    "dup_none": {"zh-CN": "未发现疑似重复的在办工单", "en": "No open ticket looks like this one"},
+    "dup_merge_into": {"zh-CN": "将本单并入此单", "en": "Merge this ticket into it"},
+    "dup_linked": {
+        "zh-CN": "同一号码近三天的其他工单",
+        "en": "The same phone's other tickets (3 days)",
+    },
+    "list_sep": {"zh-CN": "、", "en": ", "},
+}
+
+# Why a ticket is suggested as a duplicate (contact.duplicates reasons).
+DUPLICATE_REASONS = {
+    "similar_text": {"zh-CN": "内容相似", "en": "similar words"},
+    "same_address": {"zh-CN": "同一地址", "en": "same address"},
+    "similar_address": {"zh-CN": "地址相近", "en": "similar address"},
+    "nearby": {"zh-CN": "位置相近", "en": "nearby"},
+    "same_district": {"zh-CN": "同一区域", "en": "same district"},
+    "same_service": {"zh-CN": "同一事项", "en": "same service"},
+    "related_service": {"zh-CN": "相关事项", "en": "related service"},
+    "recent": {"zh-CN": "24小时内", "en": "within 24 h"},
+    "same_reporter": {"zh-CN": "同一号码", "en": "same phone"},
+    "other_address": {"zh-CN": "地址不同", "en": "another address"},
+    "far_apart": {"zh-CN": "相距较远", "en": "far apart"},
 }
 
 CHANNELS = {
@@ -399,4 +426,5 @@ def words(locale: str) -> dict[str, str]:
     out.update({f"status.{k}": v[locale] for k, v in STATUSES.items()})
     out.update({f"kind.{k}": v[locale] for k, v in KINDS.items()})
     out.update({f"event.{k}": v[locale] for k, v in EVENTS.items()})
+    out.update({f"dup.{k}": v[locale] for k, v in DUPLICATE_REASONS.items()})
     return out

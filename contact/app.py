@@ -24,6 +24,7 @@ from contact.errors import ContactError
 from contact.jobs import InProcessJobs, RqJobs
 from contact.models import Channel
 from contact.notify import Renderer
+from contact.routing import RuleRouter
 from contact.runtime import Jobs, Lane, Runtime
 from contact.settings import Gateway, Settings, get_settings
 from contact.webhooks import ProviderWebhooks
@@ -54,6 +55,7 @@ def build_runtime(settings: Settings, *, pool_size: int | None = None) -> Runtim
     jobs: Jobs = RqJobs(settings.REDIS_URL) if settings.REDIS_URL else InProcessJobs()
     for lane in lanes():
         jobs.add_lane(lane)
+    boundaries = settings.district_boundaries  # read once, checked by the settings
     return Runtime(
         settings=settings,
         db=db,
@@ -61,6 +63,8 @@ def build_runtime(settings: Settings, *, pool_size: int | None = None) -> Runtim
         registry=registry,
         jobs=jobs,
         renderer=Renderer(settings.DEFAULT_LOCALE),
+        router=RuleRouter(boundaries),
+        boundaries=boundaries,
     )
 
 
@@ -116,7 +120,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from agent_ui import web as staff_pages
     from agent_ui.web import SignInFirst, signin_redirect
     from channels.mobile_web import routes as mobile_pages
-    from contact import api, attachments, devgateway, stats_api
+    from contact import (
+        api,
+        attachments,
+        devgateway,
+        duplicates_api,
+        model_router,
+        routing_api,
+        stats_api,
+    )
     from contact.auth import CsrfGuard
     from contact.deps import SESSION_COOKIE
     from kiosk import central as kiosk_central
@@ -129,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = rt
         await rt.bus.start()
         await rt.warm()
+        await model_router.warm(rt)
         await rt.jobs.start(rt)
         # What start-up built (modules, routes, the catalogue) lives as long as the
         # process: keep it out of the collector's full passes, which would otherwise
@@ -178,6 +191,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats_api.router)
     app.include_router(open311_router)
     app.include_router(attachments.router)
+    app.include_router(duplicates_api.router)
+    app.include_router(routing_api.router)
     app.include_router(mobile_pages.router)
     app.include_router(staff_pages.router)
     app.include_router(staff_api.router)

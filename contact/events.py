@@ -19,6 +19,7 @@ EventType = Literal[
     "call.ended",
     "kiosk.heartbeat",
     "kiosk.offline",
+    "hotspot.detected",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 
@@ -90,6 +91,25 @@ class KioskEvent(_Event):
     last_seen_at: str | None = None
 
 
+class HotspotEvent(_Event):
+    """``hotspot.detected``: today's count of one service in one district is improbably
+    high against its trailing baseline (counts and catalogue names only, no ticket)."""
+
+    type: Literal["hotspot.detected"] = "hotspot.detected"
+    day: str  # the local day, YYYY-MM-DD
+    service: str
+    service_name_zh: str
+    service_name_en: str
+    district: str
+    district_name_zh: str
+    district_name_en: str
+    department: str  # the department that owns the service there (it can act)
+    count: int
+    expected: float  # the Poisson mean tested against
+    baseline_mean: float
+    p_value: float
+
+
 class BusMessage(BaseModel):
     """What a websocket subscriber receives."""
 
@@ -109,4 +129,12 @@ class BusMessage(BaseModel):
         return json.dumps(self.wire(), ensure_ascii=False, separators=(",", ":"))
 
 
-AnyEvent = TicketCreated | TicketUpdated | TicketAssigned | SlaEvent | CallEvent | KioskEvent
+AnyEvent = (
+    TicketCreated
+    | TicketUpdated
+    | TicketAssigned
+    | SlaEvent
+    | CallEvent
+    | KioskEvent
+    | HotspotEvent
+)

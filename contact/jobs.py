@@ -17,17 +17,20 @@ from contact.runtime import Jobs, Runtime
 
 log = logging.getLogger(__name__)
 QUEUE = "contact"
+# Routing model training has a worker process of its own: deliveries never wait behind it.
+TRAIN_QUEUE = "contact-train"
 
 
 class InProcessJobs(Jobs):
-    """The embedded default: one asyncio task delivers the outbox and runs the SLA and
-    kiosk scans."""
+    """The embedded default: one asyncio task delivers the outbox and runs the SLA,
+    kiosk and hot-spot scans; routing model retraining runs beside it (in a thread)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._runtime: Runtime | None = None
+        self._training: asyncio.Task[str] | None = None
 
     async def kick(self, outbox_ids: list[int]) -> None:
         self._wake.set()
@@ -51,7 +54,9 @@ class InProcessJobs(Jobs):
         rt = self._runtime
         assert rt is not None
         interval = rt.settings.SWEEP_INTERVAL_SECONDS
-        next_scan = next_kiosk_scan = 0.0
+        next_scan = next_kiosk_scan = next_hotspot_scan = 0.0
+        # The first retraining check waits a minute: start-up is for serving.
+        next_retrain = time.monotonic() + 60
         while True:
             try:
                 for lane in self.lanes.values():
@@ -63,6 +68,15 @@ class InProcessJobs(Jobs):
                 if time.monotonic() >= next_kiosk_scan:
                     await tasks.kiosk_scan_async(rt)
                     next_kiosk_scan = time.monotonic() + tasks.KIOSK_SCAN_SECONDS
+                if time.monotonic() >= next_hotspot_scan:
+                    next_hotspot_scan = time.monotonic() + rt.settings.HOTSPOT_SCAN_INTERVAL_SECONDS
+                    await tasks.hotspot_scan_async(rt)
+                if time.monotonic() >= next_retrain:
+                    next_retrain = time.monotonic() + tasks.RETRAIN_CHECK_SECONDS
+                    if self._training is None or self._training.done():
+                        self._training = rt.spawn(
+                            tasks.retrain_routing_async(rt), name="routing-retrain"
+                        )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -423,6 +424,9 @@ class KioskSubmission(Base):
 # ---------------------------------------------------------------- tickets
 
 
+OPEN_TICKET = "status NOT IN ('closed', 'merged')"
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
@@ -433,6 +437,21 @@ class Ticket(Base):
         Index("ix_tickets_status_due", "status", "due_at"),
         Index("ix_tickets_department_status", "department_id", "status"),
         Index("ix_tickets_created", "created_at"),
+        # Duplicate candidates: open tickets of a district or a service, newest first.
+        Index(
+            "ix_tickets_open_district",
+            "district_id",
+            "created_at",
+            postgresql_where=text(OPEN_TICKET),
+            sqlite_where=text(OPEN_TICKET),
+        ),
+        Index(
+            "ix_tickets_open_service",
+            "service_id",
+            "created_at",
+            postgresql_where=text(OPEN_TICKET),
+            sqlite_where=text(OPEN_TICKET),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     reference: Mapped[str] = mapped_column(String(14), unique=True)
@@ -724,3 +743,44 @@ class WebLimit(Base):
     scope: Mapped[str] = mapped_column(String(24))
     count: Mapped[int] = mapped_column(Integer, default=0)
     reset_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# ---------------------------------------------------------------- learning and watching
+
+
+class RoutingModel(Base):
+    """A trained routing model: one row per version, with what it was trained on and
+    how it measured. ``blob`` is the zlib-compressed pickle of a
+    :class:`contact.learning.TextModel`; at most one version is ``active``."""
+
+    __tablename__ = "routing_models"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    target: Mapped[str] = mapped_column(String(16), default="department")
+    source: Mapped[str] = mapped_column(String(200))  # "tickets" or the CSV's name
+    rows: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HotspotAlert(Base):
+    """A hot spot announced (``hotspot.detected``): once per service × district × day."""
+
+    __tablename__ = "hotspot_alerts"
+    __table_args__ = (
+        UniqueConstraint("day", "service_id", "district_id", name="uq_hotspot_alerts_key"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"))
+    count: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

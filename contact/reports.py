@@ -65,7 +65,11 @@ from contact.routing import Catalogue
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
 BASELINE_DAYS = 28
-HOTSPOT_ALPHA = 0.001
+# A pair-day is flagged below this p-value. 0.001 raised a false alarm in about one
+# ordinary week in four for 60 pairs (420 tests); 1e-5 is a Bonferroni bound for about
+# a thousand tests (1 % family-wise) and still catches 30 extra complaints in a day for
+# pairs averaging up to ~20 a day (docs/decisions/0015-places-and-hotspots.md).
+HOTSPOT_ALPHA = 1e-5
 HOTSPOT_MIN_COUNT = 5
 SATISFIED = (1, 2)
 

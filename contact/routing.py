@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from contact.places import gazetteer_for
+
+if TYPE_CHECKING:
+    from contact.places import DistrictBoundaries
 
 FALLBACK_SERVICE = "other"
 
@@ -103,6 +108,8 @@ class RoutingRequest:
     address: str | None = None
     district: str | None = None
     channel: str | None = None
+    lat: float | None = None
+    lon: float | None = None
 
 
 # A step of a routing reason: a phrase key and its arguments (codes, or words quoted
@@ -121,9 +128,15 @@ PHRASES: dict[str, tuple[str, str]] = {
     "to": (" → {dept}", " → {dept}"),
     "district": ("; district {district} ({word})", "；区域 {district}（{word}）"),
     "district_given": ("; district {district} (given)", "；区域 {district}（已指定）"),
+    "district_at": ("; district {district} (by location)", "；区域 {district}（按位置）"),
     "office": (" → office {dept}", " → {dept}"),
     "street": ("; street '{word}' → {dept}", "；街道「{word}」→ {dept}"),
     "bureau_over": ("the unit above {dept}", "{dept}的上级单位"),
+    "then": ("; ", "；"),
+    "model": (
+        "routing model v{version} → {dept} ({confidence})",
+        "分类模型 v{version} → {dept}（置信度 {confidence}）",
+    ),
 }
 
 
@@ -174,19 +187,10 @@ class Router(Protocol):
 
 
 def find_district(catalogue: Catalogue, *texts: str | None) -> tuple[str | None, str | None]:
-    """(district code, the word that placed it) from an address or free text."""
-    for text in texts:
-        if not text:
-            continue
-        low = text.lower()
-        best: tuple[int, str, str] | None = None
-        for d in catalogue.districts.values():
-            for kw in d.keywords:
-                if kw and kw.lower() in low and (best is None or len(kw) > best[0]):
-                    best = (len(kw), d.code, kw)
-        if best:
-            return best[1], best[2]
-    return None, None
+    """(district code, the word that placed it) from an address or free text: the first
+    text that names a district, by its longest place word (see :mod:`contact.places`)."""
+    place = gazetteer_for(catalogue).locate(*texts)
+    return place.district, place.district_word
 
 
 def _territorial_office(
@@ -203,21 +207,41 @@ def _territorial_office(
     )
     if office is None:
         return bureau, ()
-    for street in catalogue.children.get(office, ()):
-        for kw in catalogue.departments[street].keywords:
-            if any(t and kw in t for t in texts):
-                return street, (step("street", word=kw, dept=street),)
+    place = gazetteer_for(catalogue).locate(*texts, district=district)
+    street = place.office_among(catalogue.children.get(office, ()))
+    if street is not None and place.street_word:
+        return street, (step("street", word=place.street_word, dept=street),)
     return office, (step("office", dept=office),)
 
 
 class RuleRouter:
-    """Routing v1: the catalogue's rules."""
+    """Routing v1: the catalogue's rules.
+
+    The district: the one given, else the address's words, else the district whose
+    boundary holds the ticket's location (when ``boundaries`` are configured), else the
+    description's words.
+    """
+
+    def __init__(self, boundaries: DistrictBoundaries | None = None) -> None:
+        self.boundaries = boundaries
+
+    def _district_at(self, catalogue: Catalogue, request: RoutingRequest) -> str | None:
+        if self.boundaries is None or request.lat is None or request.lon is None:
+            return None
+        code = self.boundaries.district_at(request.lat, request.lon)
+        return code if code in catalogue.districts else None
 
     def route(self, catalogue: Catalogue, request: RoutingRequest) -> RoutingDecision:
         texts = (request.address, request.text)
         district, place_word = (request.district, None)
+        by_location = False
         if district is None:
-            district, place_word = find_district(catalogue, *texts)
+            district, place_word = find_district(catalogue, request.address)
+        if district is None:
+            district = self._district_at(catalogue, request)
+            by_location = district is not None
+        if district is None:
+            district, place_word = find_district(catalogue, request.text)
 
         service: ServiceInfo | None = None
         why: list[Step] = []
@@ -249,6 +273,8 @@ class RuleRouter:
             department, how = _territorial_office(catalogue, service.department, district, texts)
             if place_word:
                 why.append(step("district", district=district, word=place_word))
+            elif by_location:
+                why.append(step("district_at", district=district))
             else:
                 why.append(step("district_given", district=district))
             why.extend(how)

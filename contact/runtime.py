@@ -22,6 +22,7 @@ from contact.channels import AdapterRegistry
 from contact.db import Database
 from contact.models import CalendarDay, DeadlinePolicy, Department, District, Service, WorkingHours
 from contact.notify import Renderer
+from contact.places import BoundaryError, DistrictBoundaries
 from contact.routing import (
     Catalogue,
     DepartmentInfo,
@@ -30,7 +31,7 @@ from contact.routing import (
     RuleRouter,
     ServiceInfo,
 )
-from contact.settings import Settings
+from contact.settings import Settings, SettingsError
 from contact.sla import BusinessCalendar
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class Runtime:
     jobs: Jobs
     renderer: Renderer
     router: Router = field(default_factory=RuleRouter)
+    # District boundaries (CONTACT_DISTRICTS_GEOJSON), read once at start-up.
+    boundaries: DistrictBoundaries | None = None
     cache_seconds: float = 10.0
     _catalogue: tuple[float, Catalogue] | None = None
     _calendar: tuple[float, BusinessCalendar] | None = None
@@ -222,6 +225,17 @@ class Runtime:
             await self.policies()
         except Exception:
             log.warning("could not load the catalogue at start-up", exc_info=True)
+        self.check_boundaries()
+
+    def check_boundaries(self) -> None:
+        """Every district the boundaries name must be in the catalogue (when it is loaded):
+        SettingsError, one line naming the setting, otherwise."""
+        if self.boundaries is None or self._catalogue is None:
+            return
+        try:
+            self.boundaries.check_codes(self._catalogue[1].districts)
+        except BoundaryError as exc:
+            raise SettingsError(f"setting CONTACT_DISTRICTS_GEOJSON is invalid: {exc}") from None
 
     async def catalogue(self) -> Catalogue:
         return await self._cached("_catalogue", _load_catalogue)  # type: ignore[no-any-return]

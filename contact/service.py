@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contact import bus, outbox, repository
+from contact import bus, model_router, outbox, repository
 from contact.db import insert_into
 from contact.errors import Conflict, InvalidInput, field_error
 from contact.events import TicketAssigned, TicketCreated, TicketUpdated
@@ -93,7 +93,7 @@ async def open_ticket(
         raise field_error("service", f"unknown service '{data.service}'")
     if data.district and data.district not in catalogue.districts:
         raise field_error("district", f"unknown district '{data.district}'")
-    decision = rt.router.route(
+    decision = (await model_router.router(rt)).route(
         catalogue,
         RoutingRequest(
             text=f"{data.title} {data.description}".strip(),
@@ -101,6 +101,8 @@ async def open_ticket(
             address=data.address,
             district=data.district,
             channel=data.channel.value,
+            lat=data.lat,
+            lon=data.lon,
         ),
     )
     service = catalogue.services.get(decision.service or "")
@@ -217,6 +219,20 @@ async def open_ticket(
             "ticket_received",
             f"created:{ticket_id}",
             {},
+        )
+    threshold = rt.settings.ROUTING_AUTO_DISPATCH
+    if threshold is not None and routed_to is not None and decision.confidence >= threshold:
+        await _apply(
+            rt,
+            session,
+            ticket,
+            data.phone,
+            SYSTEM,
+            Action.dispatch,
+            ActionBody(
+                department=routed_to.code,
+                reason=f"auto-dispatch: confidence {decision.confidence:.2f} ≥ {threshold:.2f}",
+            ),
         )
     return ticket, decision
 
@@ -643,8 +659,42 @@ async def _notify_reporters(
 ) -> None:
     if phone:
         await _notify(rt, session, ticket, phone, template, event_key, context)
-    if template == "ticket_resolved":  # every reporter of a merged duplicate hears the outcome
-        for dup, dup_phone in await repository.merged_into(session, ticket.id):
+    if template in OUTCOMES:  # every reporter of a merged duplicate hears the outcome
+        await _tell_duplicates(rt, session, ticket, template, event_key, context)
+    elif template == "ticket_merged":
+        # Merged into a ticket already resolved: the outcome is known now, not later.
+        target = await repository.ticket_by_reference(session, str(context.get("into") or ""))
+        if target is not None and target.status == TicketStatus.resolved:
+            ticket.reply = target.reply
+            ticket.department_id = target.department_id
+            outcome = f"{event_key}:outcome"
+            if phone:
+                await _notify(rt, session, ticket, phone, "ticket_resolved", outcome, {})
+            await _tell_duplicates(rt, session, ticket, "ticket_resolved", outcome, {})
+
+
+# What happened to a ticket that its merged duplicates' reporters hear too (resolved, or
+# not accepted).
+OUTCOMES = frozenset({"ticket_resolved", "ticket_closed"})
+
+
+async def _tell_duplicates(
+    rt: Runtime,
+    session: AsyncSession,
+    ticket: Ticket,
+    template: str,
+    event_key: str,
+    context: dict[str, Any],
+) -> None:
+    """The outcome to every reporter of a ticket merged into this one, or into one of
+    those (a duplicate of a duplicate)."""
+    seen, todo = {ticket.id}, [ticket.id]
+    while todo:
+        for dup, dup_phone in await repository.merged_into(session, todo.pop()):
+            if dup.id in seen:
+                continue
+            seen.add(dup.id)
+            todo.append(dup.id)
             if dup_phone:
                 dup.reply = ticket.reply
                 dup.department_id = ticket.department_id

@@ -12,12 +12,15 @@ from datetime import time
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from contact.places import DistrictBoundaries
 
 DEMO_SECRET = "embedded-demo-secret-not-for-production"  # noqa: S105 - refused outside the demo
 
@@ -75,6 +78,16 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     # The Open311 jurisdiction_id this server answers for ("": the host of PUBLIC_BASE_URL).
     OPEN311_JURISDICTION: str = ""
+    # District boundaries (GeoJSON FeatureCollection, property "code" = district code):
+    # a ticket's location places it when its address does not. Unset: by words only.
+    DISTRICTS_GEOJSON: Path | None = None
+    # How often the hot-spot scan looks at today's counts (service × district).
+    HOTSPOT_SCAN_INTERVAL_SECONDS: Annotated[int, Field(ge=10)] = 900
+    # A new ticket whose routing confidence reaches this goes to its department at once
+    # (dispatched by the system); below it, the agent decides. Unset: agents decide all.
+    ROUTING_AUTO_DISPATCH: Annotated[float | None, Field(gt=0, le=1)] = None
+    # How often the routing model is retrained from resolved tickets (0: on demand only).
+    ROUTING_RETRAIN_HOURS: Annotated[int, Field(ge=0)] = 24
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -83,6 +96,11 @@ class Settings(BaseSettings):
         if "://" not in v or not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return v
+
+    @field_validator("ROUTING_AUTO_DISPATCH", mode="before")
+    @classmethod
+    def _blank_is_off(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("REDIS_URL")
     @classmethod
@@ -125,6 +143,33 @@ class Settings(BaseSettings):
         if len(v) > 100 or any(ch.isspace() for ch in v):
             raise ValueError("one word without spaces (e.g. 311.city.gov), at most 100 characters")
         return v
+
+    @field_validator("DISTRICTS_GEOJSON", mode="before")
+    @classmethod
+    def _districts_geojson_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("DISTRICTS_GEOJSON")
+    @classmethod
+    def _districts_geojson(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return None
+        from contact.places import BoundaryError, load_boundaries
+
+        try:
+            load_boundaries(v)
+        except BoundaryError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    @property
+    def district_boundaries(self) -> DistrictBoundaries | None:
+        """The boundaries file, read once (the validator read it first)."""
+        if self.DISTRICTS_GEOJSON is None:
+            return None
+        from contact.places import load_boundaries
+
+        return load_boundaries(self.DISTRICTS_GEOJSON)
 
     @field_validator("TIMEZONE")
     @classmethod

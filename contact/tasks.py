@@ -9,14 +9,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import or_, select, update
 
-from contact import bus
-from contact.events import KioskEvent, SlaEvent
-from contact.models import KioskDevice, SlaState, Ticket, TicketEvent, TicketStatus, utcnow
+from contact import bus, reports
+from contact.db import insert_into
+from contact.events import HotspotEvent, KioskEvent, SlaEvent
+from contact.models import (
+    HotspotAlert,
+    KioskDevice,
+    SlaState,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    utcnow,
+)
+from contact.principal import SYSTEM
+from contact.routing import Catalogue, ServiceInfo
 from contact.runtime import Runtime
 from contact.sla import sla_state
 
@@ -260,3 +271,110 @@ async def kiosk_scan_async(rt: Runtime) -> int:
     if marked:
         log.warning("kiosk scan: %s kiosk(s) went offline", marked)
     return marked
+
+
+# ---------------------------------------------------------------- hot spots
+
+
+def hotspot_owner(catalogue: Catalogue, service: ServiceInfo, district: str) -> str:
+    """The department that can act on a hot spot: for a territorial service the bureau's
+    office in the district (its bureau sees it too), otherwise the service's department."""
+    if service.territorial:
+        for code in catalogue.children.get(service.department, ()):
+            if catalogue.departments[code].district == district:
+                return code
+    return service.department
+
+
+def hotspot_scan() -> int:
+    return _run(hotspot_scan_async(RUNTIME))  # type: ignore[arg-type]
+
+
+async def hotspot_scan_async(rt: Runtime, *, now: datetime | None = None) -> int:
+    """Today's hot spots (local day) over every ticket; each new one is stored in
+    ``hotspot_alerts`` and announced with ``hotspot.detected`` to the supervisors and the
+    owning department. Insert-once on (day, service, district): a second scan, another
+    process or a retry never announces it twice."""
+    now = now or utcnow()
+    tz = rt.settings.tz
+    day = now.astimezone(tz).date()
+    catalogue = await rt.catalogue()
+    announced = 0
+    async with rt.db.session() as s:
+        window = reports.Filters(start=reports.local_midnight(day, tz), end=now)
+        scan = await reports.hotspots(s, SYSTEM, window, catalogue, tz, day=day)
+        for hit in scan.items:
+            service = catalogue.services.get(hit.service)
+            district = catalogue.districts.get(hit.district)
+            if service is None or district is None:
+                continue  # retired from the catalogue: nobody to tell
+            row = dict(
+                day=day,
+                service_id=service.id,
+                district_id=district.id,
+                count=hit.count,
+                expected=hit.expected,
+                p_value=hit.p_value,
+                created_at=now,
+            )
+            stmt = insert_into(
+                s, HotspotAlert, conflict=("day", "service_id", "district_id"), returning="id"
+            )
+            if (await s.execute(stmt, row)).scalar_one_or_none() is None:
+                continue  # announced already
+            owner = hotspot_owner(catalogue, service, district.code)
+            event = HotspotEvent(
+                day=day.isoformat(),
+                service=service.code,
+                service_name_zh=service.name_zh,
+                service_name_en=service.name_en,
+                district=district.code,
+                district_name_zh=district.name_zh,
+                district_name_en=district.name_en,
+                department=owner,
+                count=hit.count,
+                expected=hit.expected,
+                baseline_mean=hit.baseline_mean,
+                p_value=hit.p_value,
+            )
+            await bus.record(s, event, bus.Audience(department=owner))
+            announced += 1
+        await rt.commit(s)
+    if announced:
+        log.info("hot-spot scan: %s new hot spot(s) on %s", announced, day)
+    return announced
+
+
+# ---------------------------------------------------------------- routing model
+
+RETRAIN_CHECK_SECONDS = 3600  # how often the schedule asks whether a retrain is due
+
+
+def retrain_routing(scheduled: bool = True) -> str:
+    return _run(retrain_routing_async(RUNTIME, scheduled=scheduled))  # type: ignore[arg-type]
+
+
+async def retrain_routing_async(rt: Runtime, *, scheduled: bool = True) -> str:
+    """Train a new routing model version from resolved tickets. On the schedule it runs
+    only when the newest version is older than ``ROUTING_RETRAIN_HOURS`` (so restarts
+    and several workers do not retrain); on demand it always runs."""
+    from contact import model_router
+    from contact.models import RoutingModel
+
+    hours = rt.settings.ROUTING_RETRAIN_HOURS
+    if scheduled:
+        if hours <= 0:
+            return "retraining is on demand only"
+        async with rt.db.session() as s:
+            newest = (
+                await s.execute(
+                    select(RoutingModel.created_at)
+                    .order_by(RoutingModel.created_at.desc())
+                    .limit(1)
+                )
+            ).scalar()
+        if newest is not None and utcnow() - newest < timedelta(hours=hours):
+            return "the routing model is recent enough"
+    outcome = await model_router.train_from_tickets(rt)
+    log.info("%s", outcome.message)
+    return outcome.message

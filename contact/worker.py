@@ -2,7 +2,9 @@
 
 rq's default worker forks per job (~60 jobs/s); ``SimpleWorker`` runs them in the
 process (~250/s) and keeps one event loop and connection pool warm. A child
-process runs rq's cron scheduler, which enqueues the sweeper, the SLA scan and the kiosk scan.
+process runs rq's cron scheduler, which enqueues the sweeper, the SLA scan, the kiosk scan,
+the hot-spot scan and the hourly "is routing retraining due?" check. Another child runs
+the training queue, so a model being trained never holds up deliveries.
 """
 
 from __future__ import annotations
@@ -19,18 +21,26 @@ from contact.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _cron(redis_url: str, sweep_every: int, scan_every: int) -> None:
+def _cron(redis_url: str, sweep_every: int, scan_every: int, hotspot_every: int = 900) -> None:
     from redis import Redis
     from rq.cron import CronScheduler
 
     from contact import tasks
-    from contact.jobs import QUEUE
+    from contact.jobs import QUEUE, TRAIN_QUEUE
 
     cron = CronScheduler(connection=Redis.from_url(redis_url), name="contact-cron")
     cron.register(tasks.sweep_outbox, queue_name=QUEUE, interval=sweep_every, result_ttl=60)
     cron.register(tasks.sla_scan, queue_name=QUEUE, interval=scan_every, result_ttl=60)
     cron.register(
         tasks.kiosk_scan, queue_name=QUEUE, interval=tasks.KIOSK_SCAN_SECONDS, result_ttl=60
+    )
+    cron.register(tasks.hotspot_scan, queue_name=QUEUE, interval=hotspot_every, result_ttl=60)
+    cron.register(
+        tasks.retrain_routing,
+        queue_name=TRAIN_QUEUE,
+        interval=tasks.RETRAIN_CHECK_SECONDS,
+        result_ttl=3600,
+        job_timeout=3600,
     )
     from contact.app import lanes
 
@@ -39,11 +49,38 @@ def _cron(redis_url: str, sweep_every: int, scan_every: int) -> None:
     cron.start()
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> int:
+def _trainer(overrides: dict[str, object]) -> None:
+    """The training queue's worker (a child process; the settings come from the parent)."""
     from redis import Redis
     from rq import Queue, SimpleWorker
 
     from contact import tasks
+    from contact.app import build_runtime
+    from contact.jobs import TRAIN_QUEUE
+    from contact.settings import load_settings
+
+    settings = load_settings(**overrides)
+    logging.basicConfig(
+        level=settings.LOG_LEVEL.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime = build_runtime(settings, pool_size=2)
+    loop.run_until_complete(runtime.bus.start(listen=False))
+    tasks.install(runtime, loop)
+    redis = Redis.from_url(settings.REDIS_URL or "")
+    try:
+        SimpleWorker([Queue(TRAIN_QUEUE, connection=redis)], connection=redis).work()
+    finally:
+        loop.run_until_complete(runtime.close())
+        loop.close()
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> int:
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from contact import model_router, tasks
     from contact.app import build_runtime
     from contact.jobs import QUEUE
 
@@ -59,10 +96,11 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     asyncio.set_event_loop(loop)
     runtime = build_runtime(settings, pool_size=4)
     loop.run_until_complete(runtime.bus.start(listen=False))
+    loop.run_until_complete(model_router.warm(runtime))
     tasks.install(runtime, loop)
     gc.freeze()  # start-up's objects stay; full collections need not scan them
 
-    cron = None
+    cron = trainer = None
     if not burst:
         cron = multiprocessing.get_context("spawn").Process(
             target=_cron,
@@ -70,11 +108,19 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
                 settings.REDIS_URL,
                 settings.SWEEP_INTERVAL_SECONDS,
                 settings.SLA_SCAN_INTERVAL_SECONDS,
+                settings.HOTSPOT_SCAN_INTERVAL_SECONDS,
             ),
             daemon=True,
             name="contact-cron",
         )
         cron.start()
+        trainer = multiprocessing.get_context("spawn").Process(
+            target=_trainer,
+            args=(settings.model_dump(),),
+            daemon=True,
+            name="contact-train",
+        )
+        trainer.start()
     redis = Redis.from_url(settings.REDIS_URL)
     worker = SimpleWorker([Queue(QUEUE, connection=redis)], connection=redis)
     try:
@@ -85,6 +131,8 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     finally:
         if cron is not None:
             cron.terminate()
+        if trainer is not None:
+            trainer.terminate()
         loop.run_until_complete(runtime.bus.stop())
         loop.run_until_complete(runtime.db.dispose())
         loop.close()

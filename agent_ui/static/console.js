@@ -22,8 +22,98 @@
       return;
     }
     renderTicket(detail, current, {
-      extras: { dispatch: dispatchExtras, resolve: kbExtras, note: noteExtras },
+      extras: { dispatch: dispatchExtras, resolve: kbExtras, note: noteExtras, merge: mergeExtras },
     });
+    showDuplicates(current);
+  }
+
+  // ---------------------------------------------------------------- duplicates
+  // Open tickets that look like the same problem, and the caller's other tickets; this
+  // ticket can be merged into one of them (the existing merge action).
+  const duplicatesOf = new Map(); // reference → the last answer, for the merge form
+  async function duplicates(t) {
+    const found = await api("GET", `/api/v1/tickets/${t.reference}/duplicates`);
+    duplicatesOf.set(t.reference, found);
+    return found;
+  }
+
+  function dupLine(d) {
+    const reasons = (d.reasons || []).map((r) => T["dup." + r] || r).join(T.list_sep);
+    const score = d.score === undefined ? "" : `${Math.round(d.score * 100)}% · `;
+    return `${score}${Staff.word("status", d.status)} · ${Staff.word("channel", d.channel)} · ` +
+      `${Staff.nameOf("service", d.service)} · ${when(d.created_at)}${reasons ? " · " + reasons : ""}`;
+  }
+
+  async function showDuplicates(t) {
+    let found;
+    try {
+      found = await duplicates(t);
+    } catch (_) {
+      return; // the ticket view works without them
+    }
+    if (!current || current.reference !== t.reference) return; // another ticket is open now
+    const box = el("section", { class: "duplicates", "aria-labelledby": "dup-title" },
+      el("h3", { id: "dup-title" }, `${T.dup_title} (${found.suggestions.length})`));
+    if (!found.suggestions.length) box.append(el("p", { class: "muted" }, T.dup_none));
+    const list = el("ol", { class: "dup-list" });
+    for (const d of found.suggestions) {
+      const item = el("li", { dataset: { reference: d.reference } },
+        el("button", { type: "button", class: "dup-open", onclick: () => openTicket(d.reference) }, d.reference_grouped),
+        " ", el("span", { class: "dup-facts" }, dupLine(d)),
+        el("p", { class: "citizen-text muted" }, d.summary));
+      if (found.can_merge) {
+        item.append(el("button", { type: "button", class: "dup-merge", onclick: () => mergeInto(t, d.reference) },
+          T.dup_merge_into));
+      }
+      list.append(item);
+    }
+    box.append(list);
+    if (found.linked.length) {
+      const linked = el("ul", { class: "dup-linked" });
+      for (const d of found.linked) {
+        linked.append(el("li", {},
+          el("button", { type: "button", class: "dup-open", onclick: () => openTicket(d.reference) }, d.reference_grouped),
+          " ", el("span", { class: "dup-facts" }, dupLine(d)),
+          el("p", { class: "citizen-text muted" }, d.summary)));
+      }
+      box.append(el("h3", {}, T.dup_linked), linked);
+    }
+    const actions = detail.querySelector(".actions");
+    if (actions) actions.after(box); else detail.append(box);
+  }
+
+  async function mergeInto(t, into) {
+    try {
+      await act(t.reference, "merge", { into });
+      detail.dispatchEvent(new CustomEvent("acted", { bubbles: true }));
+    } catch (_) { /* shown in the toast */ }
+  }
+
+  // The merge form (key m): the suggestions first, keys 1-9 merge into one of them.
+  async function mergeExtras(form, t) {
+    const input = form.elements.into;
+    const found = duplicatesOf.get(t.reference) || await duplicates(t).catch(() => null);
+    const picks = found ? found.suggestions.slice(0, 9) : [];
+    if (!picks.length) return;
+    const list = el("ol", { class: "suggestions", "aria-label": T.dup_title });
+    picks.forEach((d, i) => {
+      list.append(el("li", {},
+        el("button", { type: "button", class: "suggestion", dataset: { reference: d.reference },
+          onclick: () => { input.value = d.reference; form.requestSubmit(); } },
+          el("kbd", {}, String(i + 1)), ` ${d.reference_grouped} · ${Math.round(d.score * 100)}%`),
+        el("div", { class: "reason" }, d.summary)));
+    });
+    form.prepend(el("h3", {}, T.dup_title), list);
+    form.addEventListener("keydown", (ev) => {
+      const n = Number(ev.key);
+      if (ev.target === input || !(n >= 1 && n <= picks.length)) return;
+      ev.preventDefault();
+      input.value = picks[n - 1].reference;
+      form.requestSubmit();
+    });
+    // The form goes on the page (its input focused) once this returns: then the first
+    // suggestion takes the focus, so 1-9 pick and typing a reference is a Tab away.
+    setTimeout(() => { if (form.isConnected) list.querySelector("button").focus(); }, 0);
   }
 
   // Dispatch: the three suggested departments first (keys 1-3 pick), then every department.
@@ -35,6 +125,7 @@
     if (t.service) params.set("service", t.service);
     if (t.address) params.set("address", t.address);
     if (t.district) params.set("district", t.district);
+    if (t.channel) params.set("channel", t.channel);
     const [sugg, departments] = await Promise.all([
       api("GET", `/api/v1/routing/suggest?${params}`),
       api("GET", "/api/v1/departments"),

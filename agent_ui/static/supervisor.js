@@ -77,6 +77,37 @@
     kioskRows();
   }
 
+  // Hot spots today: the statistics' list once, then each hotspot.detected as it comes.
+  // Each line links to the statistics filtered to its service and district.
+  const hotspots = new Map();
+  function hotspotRows() {
+    const box = clear(document.getElementById("wb-hotspots"));
+    const zh = Staff.me.locale === "zh-CN";
+    const list = [...hotspots.values()].sort((a, b) => a.p_value - b.p_value);
+    if (!list.length) box.append(el("li", { class: "muted" }, T.hotspot_none));
+    for (const h of list) {
+      const q = new URLSearchParams({ service: h.service, district: h.district });
+      box.append(el("li", {},
+        el("a", { href: `/supervisor/stats?${q}` },
+          `${zh ? h.service_name_zh : h.service_name_en} · ${zh ? h.district_name_zh : h.district_name_en}`),
+        el("span", { class: "num" }, ` ${h.count}`),
+        el("span", { class: "where" }, ` (${T.hotspot_expected} ${Number(h.expected).toFixed(h.expected < 1 ? 2 : 1)}, p ${Number(h.p_value).toExponential(1)})`)));
+    }
+  }
+  function hotspotEvent(msg) {
+    hotspots.set(`${msg.service}|${msg.district}`, msg);
+    hotspotRows();
+    const zh = Staff.me.locale === "zh-CN";
+    toast(`${T.hotspot_detected}: ${zh ? msg.service_name_zh : msg.service_name_en} · ${zh ? msg.district_name_zh : msg.district_name_en} (${msg.count})`);
+  }
+  async function loadHotspots() {
+    try {
+      const r = await api("GET", "/api/v1/stats/report");
+      for (const h of r.hotspots.items) hotspots.set(`${h.service}|${h.district}`, h);
+      hotspotRows();
+    } catch (e) { toast(`${T.error}: ${e.message}`, true); }
+  }
+
   async function wallboard() {
     try {
       const w = await api("GET", "/api/v1/wallboard");
@@ -110,6 +141,7 @@
 
   const live = new Live((msg) => {
     if (msg.type === "kiosk.heartbeat" || msg.type === "kiosk.offline") { kioskEvent(msg); return; }
+    if (msg.type === "hotspot.detected") { hotspotEvent(msg); return; }
     refreshAll();
     if (current && msg.reference === current.reference) openTicket(current.reference);
   }, refreshAll);
@@ -125,5 +157,6 @@
   actionKey("d", "dispatch");
   live.start();
   wallboard();
+  loadHotspots();
   watch.load();
 })();

@@ -1,0 +1,409 @@
+"""The learning router in service: model versions in the database, the router that uses
+the active one, and training from resolved tickets.
+
+- :class:`LearningRouter` asks the catalogue's rules first. A service the citizen or
+  agent chose, or keywords the catalogue knows, decide as before (the rules always
+  win); the model's departments are then offered as alternatives. Only where the rules
+  fall back does the model's department become the decision, with its confidence.
+- Versions live in ``routing_models`` with what they were trained on and how they
+  measured on a fixed-seed held-out share. A new version becomes active when it
+  measures no worse than the active one (less a small tolerance); an admin may
+  activate any version.
+- Every process loads the active version at start-up, then checks every few seconds
+  and loads a new one in the background (never on a citizen's request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import pickle
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contact import learning
+from contact.models import RoutingModel, Ticket, TicketStatus, utcnow
+from contact.routing import (
+    Catalogue,
+    Router,
+    RoutingDecision,
+    RoutingRequest,
+    Step,
+    explain,
+    step,
+)
+from contact.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+MIN_ROWS = 100  # fewer resolved tickets than this teach nothing worth trusting
+MIN_PER_LABEL = 5  # departments with fewer resolved tickets are left to the rules
+MAX_ROWS = 200_000  # the newest resolved tickets are enough
+HOLD_OUT = 0.2
+SEED = 42
+TOLERANCE = 0.02  # a new version may measure this much below the active one
+CHECK_SECONDS = 10.0
+RULES_DECIDE = frozenset({"service", "keyword"})
+
+
+def model_text(request: RoutingRequest) -> str:
+    return " ".join(p for p in (request.text, request.address or "") if p).strip()
+
+
+def facts(channel: str | None, district: str | None) -> list[str]:
+    """What the model knows of a ticket beside its words."""
+    out = []
+    if channel:
+        out.append(f"channel:{channel}")
+    if district:
+        out.append(f"district:{district}")
+    return out
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: int
+    model: learning.TextModel
+
+
+class LearningRouter:
+    """Catalogue rules first; the model where they leave the department open."""
+
+    def __init__(self, rules: Router, loaded: Loaded | None) -> None:
+        self.rules = rules
+        self.loaded = loaded
+
+    def route(self, catalogue: Catalogue, request: RoutingRequest) -> RoutingDecision:
+        decision = self.rules.route(catalogue, request)
+        if self.loaded is None:
+            return decision
+        ranked = [
+            (code, conf)
+            for code, conf in self.loaded.model.rank(
+                model_text(request), n=4, facts=facts(request.channel, decision.district)
+            )
+            if code in catalogue.departments
+        ]
+        if not ranked:
+            return decision
+        version = str(self.loaded.version)
+        offers = tuple(
+            (code, round(conf, 3), explain(self._why(version, code, conf), None, "en"))
+            for code, conf in ranked
+        )
+        if decision.rule in RULES_DECIDE:
+            others = tuple(o for o in offers if o[0] != decision.department)
+            return replace(decision, alternatives=decision.alternatives + others)
+        code, conf = ranked[0]
+        why = (*decision.why[:1], step("then"), *self._why(version, code, conf))
+        return RoutingDecision(
+            service=decision.service,
+            department=code,
+            district=decision.district,
+            reason=explain(why, None, "en"),
+            confidence=round(conf, 3),
+            rule="model",
+            alternatives=offers[1:],
+            why=why,
+        )
+
+    @staticmethod
+    def _why(version: str, code: str, conf: float) -> tuple[Step, ...]:
+        return (step("model", version=version, dept=code, confidence=f"{conf:.2f}"),)
+
+
+# ---------------------------------------------------------------- the active version
+
+
+def dump(model: learning.TextModel) -> bytes:
+    return zlib.compress(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), 6)
+
+
+def load(blob: bytes) -> learning.TextModel:
+    # The blob is one this system wrote itself (training job or CLI) into its own database.
+    model = pickle.loads(zlib.decompress(blob))  # noqa: S301
+    if not isinstance(model, learning.TextModel):
+        raise TypeError("not a routing model")
+    return model
+
+
+@dataclass
+class _Cache:
+    checked: float = -1e9
+    loaded: Loaded | None = None
+    task: asyncio.Task[None] | None = None
+
+
+async def active_version(session: AsyncSession) -> int | None:
+    return (
+        await session.execute(select(RoutingModel.version).where(RoutingModel.active))
+    ).scalar_one_or_none()
+
+
+async def _refresh(rt: Runtime, cache: _Cache) -> None:
+    async with rt.db.session() as s:
+        version = await active_version(s)
+        if version is None:
+            cache.loaded = None
+            return
+        if cache.loaded is not None and cache.loaded.version == version:
+            return
+        blob = (
+            await s.execute(select(RoutingModel.blob).where(RoutingModel.version == version))
+        ).scalar_one()
+    model = await asyncio.to_thread(load, blob)
+    cache.loaded = Loaded(version, model)
+    log.info("routing model v%s in use (%d labels)", version, len(model.labels))
+
+
+async def warm(rt: Runtime) -> None:
+    """Load the active version before serving (start-up of a web or worker process)."""
+    cache: _Cache = rt.extras.setdefault("routing_model", _Cache())
+    cache.checked = time.monotonic()
+    try:
+        await _refresh(rt, cache)
+    except Exception:  # a broken row must not stop start-up: the rules still route
+        log.exception("routing model could not be loaded; the rules route alone")
+
+
+async def router(rt: Runtime) -> Router:
+    """The process's router: the catalogue's rules with the active model, if any.
+
+    Never waits for the database: intake calls this inside its own transaction, and on
+    SQLite a second connection there could wait on the very lock that transaction
+    holds. A new version is looked for in the background every CHECK_SECONDS."""
+    cache: _Cache = rt.extras.setdefault("routing_model", _Cache())
+    now = time.monotonic()
+    if now - cache.checked >= CHECK_SECONDS and (cache.task is None or cache.task.done()):
+        cache.checked = now
+        cache.task = rt.spawn(_guarded(rt, cache), name="routing-model-refresh")
+    return LearningRouter(rt.router, cache.loaded)
+
+
+async def _guarded(rt: Runtime, cache: _Cache) -> None:
+    try:
+        await _refresh(rt, cache)
+    except Exception:
+        log.exception("routing model could not be loaded; keeping the one in use")
+
+
+def forget(rt: Runtime) -> None:
+    """Look for the active version again on the next routing (after training or
+    activation)."""
+    cache = rt.extras.get("routing_model")
+    if cache is not None:
+        cache.checked = -1e9
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class Outcome:
+    version: int | None
+    active: bool
+    rows: int
+    metrics: dict[str, Any]
+    message: str
+
+
+def evaluate_and_train(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    say: Callable[[str], None] | None = None,
+    extras: Sequence[Sequence[str]] | None = None,
+) -> tuple[learning.TextModel, dict[str, Any]]:
+    """Measure on a fixed-seed held-out share beside the baselines, then train on all."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = list(texts), list(labels)
+    ex = list(extras) if extras is not None else [[] for _ in x]
+    a, b, ya, yb, ea, eb = train_test_split(
+        x, y, ex, test_size=HOLD_OUT, random_state=SEED, stratify=y
+    )
+    held = learning.TextModel.train(a, ya, SEED, extras=ea)
+    scored = learning.score(yb, held.predict(b, eb))
+    majority = Counter(ya).most_common(1)[0][0]
+    base_major = learning.score(yb, [majority] * len(yb))
+    base_kw = learning.score(yb, learning.keyword_rules(a, ya)(b))
+    started = time.monotonic()
+    model = learning.TextModel.train(x, y, SEED, say=say, extras=ex)
+    metrics = {
+        "accuracy": round(scored.accuracy, 4),
+        "macro_f1": round(scored.macro_f1, 4),
+        "held_out": len(yb),
+        "baseline_majority": {
+            "accuracy": round(base_major.accuracy, 4),
+            "macro_f1": round(base_major.macro_f1, 4),
+        },
+        "baseline_keywords": {
+            "accuracy": round(base_kw.accuracy, 4),
+            "macro_f1": round(base_kw.macro_f1, 4),
+        },
+        "per_label": {
+            k: {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3), "n": n}
+            for k, (p, r, f, n) in scored.per_label.items()
+        },
+        "temperature": round(model.temperature, 3),
+        "train_seconds": round(time.monotonic() - started, 1),
+    }
+    model.metrics = metrics
+    return model, metrics
+
+
+@dataclass
+class Examples:
+    texts: list[str]
+    labels: list[str]
+    extras: list[list[str]]
+
+
+async def resolved_examples(
+    session: AsyncSession, catalogue: Catalogue, limit: int = MAX_ROWS
+) -> Examples:
+    """The newest resolved tickets' text and facts (channel, district), labelled with
+    the department that finally resolved them (not the first guess). Merged duplicates
+    are left out."""
+    rows = (
+        await session.execute(
+            select(
+                Ticket.title,
+                Ticket.description,
+                Ticket.address,
+                Ticket.department_id,
+                Ticket.channel,
+                Ticket.district_id,
+            )
+            .where(
+                Ticket.status.in_((TicketStatus.resolved, TicketStatus.closed)),
+                Ticket.resolved_at.is_not(None),
+                Ticket.department_id.is_not(None),
+                Ticket.merged_into_id.is_(None),
+            )
+            .order_by(Ticket.resolved_at.desc())
+            .limit(limit)
+        )
+    ).all()
+    out = Examples([], [], [])
+    for title, description, address, dept_id, channel, district_id in rows:
+        dept = catalogue.dept_by_id.get(dept_id or -1)
+        text = " ".join(p for p in (title, description, address) if p).strip()
+        if dept is not None and text:
+            district = catalogue.district_by_id.get(district_id or -1)
+            out.texts.append(text)
+            out.labels.append(dept.code)
+            out.extras.append(facts(channel.value, district.code if district else None))
+    return out
+
+
+def usable(examples: Examples) -> tuple[Examples, str | None]:
+    """Drop departments with too few examples; say why training cannot go on, if so."""
+    counts = Counter(examples.labels)
+    keep = {label for label, n in counts.items() if n >= MIN_PER_LABEL}
+    rows = [i for i, label in enumerate(examples.labels) if label in keep]
+    if len(rows) < MIN_ROWS or len(keep) < 2:
+        return Examples([], [], []), (
+            f"not enough resolved tickets to learn from: {len(rows)} in {len(keep)} "
+            f"departments with at least {MIN_PER_LABEL} each (needs {MIN_ROWS} in 2)"
+        )
+    return (
+        Examples(
+            [examples.texts[i] for i in rows],
+            [examples.labels[i] for i in rows],
+            [examples.extras[i] for i in rows],
+        ),
+        None,
+    )
+
+
+async def store(
+    rt: Runtime,
+    model: learning.TextModel,
+    metrics: dict[str, Any],
+    *,
+    source: str,
+    rows: int,
+    train_seconds: float,
+    activate: bool | None = None,
+) -> Outcome:
+    """Save a new version; activate it when asked, or (``None``) when it measures no
+    worse than the active one."""
+    blob = await asyncio.to_thread(dump, model)
+    async with rt.db.session() as s:
+        active = select(RoutingModel.version, RoutingModel.metrics).where(RoutingModel.active)
+        current = (await s.execute(active)).first()
+        if activate is None:
+            bar = float(current.metrics.get("accuracy", 0.0)) - TOLERANCE if current else -1.0
+            activate = float(metrics.get("accuracy", 0.0)) >= bar
+        version = int((await s.execute(select(func.max(RoutingModel.version)))).scalar() or 0) + 1
+        if activate:
+            await s.execute(update(RoutingModel).where(RoutingModel.active).values(active=False))
+        s.add(
+            RoutingModel(
+                version=version,
+                target="department",
+                source=source[:200],
+                rows=rows,
+                labels=list(model.labels),
+                metrics=metrics,
+                active=activate,
+                size=len(blob),
+                sha256=hashlib.sha256(blob).hexdigest(),
+                blob=blob,
+                train_seconds=round(train_seconds, 1),
+                created_at=utcnow(),
+            )
+        )
+        await s.commit()
+    forget(rt)
+    kept = "" if activate else f"; v{current.version if current else '?'} stays active"
+    message = (
+        f"routing model v{version}: {rows} rows, {len(model.labels)} departments, "
+        f"accuracy={metrics.get('accuracy', 0):.3f} macro_f1={metrics.get('macro_f1', 0):.3f}"
+        f"{kept}"
+    )
+    return Outcome(version, bool(activate), rows, metrics, message)
+
+
+async def train_from_tickets(rt: Runtime, say: Callable[[str], None] | None = None) -> Outcome:
+    """Learn a new version from resolved tickets (the scheduled and on-demand job)."""
+    catalogue = await rt.catalogue()
+    async with rt.db.session() as s:
+        found = await resolved_examples(s, catalogue)
+    examples, problem = usable(found)
+    if problem:
+        return Outcome(None, False, len(examples.texts), {}, problem)
+    started = time.monotonic()
+    model, metrics = await asyncio.to_thread(
+        evaluate_and_train, examples.texts, examples.labels, say, examples.extras
+    )
+    return await store(
+        rt,
+        model,
+        metrics,
+        source="tickets",
+        rows=len(examples.texts),
+        train_seconds=time.monotonic() - started,
+    )
+
+
+async def activate(rt: Runtime, session: AsyncSession, version: int) -> bool:
+    """Make ``version`` the one in use; False when there is no such version."""
+    exists = (
+        await session.execute(select(RoutingModel.id).where(RoutingModel.version == version))
+    ).scalar_one_or_none()
+    if exists is None:
+        return False
+    await session.execute(update(RoutingModel).where(RoutingModel.active).values(active=False))
+    await session.execute(
+        update(RoutingModel).where(RoutingModel.version == version).values(active=True)
+    )
+    return True

@@ -1,0 +1,134 @@
+"""Routing model versions for admins: list them with their metrics, train a new one
+from resolved tickets (queued), and choose which version is in use."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from agent_ui.admin_api import Admin, _audit
+from contact import model_router
+from contact.api import ERRORS
+from contact.deps import DbSession, RuntimeDep
+from contact.errors import NotFound
+from contact.models import RoutingModel
+from contact.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/admin/routing", tags=["admin"], responses=ERRORS)
+
+TRAIN_JOB_ID = "routing-retrain"
+
+
+class ModelVersion(BaseModel):
+    version: int
+    active: bool
+    source: str
+    rows: int
+    labels: list[str]
+    accuracy: float | None
+    macro_f1: float | None
+    metrics: dict[str, Any]
+    size: int
+    sha256: str
+    train_seconds: float
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    items: list[ModelVersion]
+    auto_dispatch: float | None
+    retrain_hours: int
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(rt: RuntimeDep, session: DbSession, me: Admin) -> ModelList:
+    """Every version, newest first, with how it measured on its held-out share beside
+    the majority and keyword baselines."""
+    rows = (
+        await session.execute(select(RoutingModel).order_by(RoutingModel.version.desc()).limit(100))
+    ).scalars()
+    return ModelList(
+        items=[
+            ModelVersion(
+                version=m.version,
+                active=m.active,
+                source=m.source,
+                rows=m.rows,
+                labels=list(m.labels),
+                accuracy=m.metrics.get("accuracy"),
+                macro_f1=m.metrics.get("macro_f1"),
+                metrics=m.metrics,
+                size=m.size,
+                sha256=m.sha256,
+                train_seconds=m.train_seconds,
+                created_at=m.created_at,
+            )
+            for m in rows
+        ],
+        auto_dispatch=rt.settings.ROUTING_AUTO_DISPATCH,
+        retrain_hours=rt.settings.ROUTING_RETRAIN_HOURS,
+    )
+
+
+@router.post("/models/{version}/activate", response_model=ModelList)
+async def activate_model(
+    version: int, request: Request, rt: RuntimeDep, session: DbSession, me: Admin
+) -> ModelList:
+    """Put a version in use (every process picks it up within seconds)."""
+    if not await model_router.activate(rt, session, version):
+        raise NotFound(f"no routing model version {version}")
+    await _audit(session, request, me, "routing.activate", version=version)
+    await session.commit()
+    model_router.forget(rt)
+    return await list_models(rt, session, me)
+
+
+class TrainQueued(BaseModel):
+    queued: bool
+    job: str
+
+
+@router.post("/train", status_code=202, response_model=TrainQueued)
+async def train_now(
+    request: Request, response: Response, rt: RuntimeDep, session: DbSession, me: Admin
+) -> TrainQueued:
+    """Train a new version from resolved tickets now (in the background). It becomes
+    active if it measures no worse than the one in use."""
+    await _audit(session, request, me, "routing.train")
+    await session.commit()
+    await queue_training(rt)
+    response.headers["Location"] = "/api/v1/admin/routing/models"
+    return TrainQueued(queued=True, job=TRAIN_JOB_ID)
+
+
+async def queue_training(rt: Runtime) -> None:
+    from contact import tasks
+
+    if rt.settings.REDIS_URL:
+        from redis import Redis
+        from rq import Queue
+
+        from contact.jobs import TRAIN_QUEUE
+
+        def enqueue() -> None:
+            with Redis.from_url(rt.settings.REDIS_URL or "") as redis:
+                Queue(TRAIN_QUEUE, connection=redis).enqueue(
+                    tasks.retrain_routing,
+                    scheduled=False,
+                    job_id=TRAIN_JOB_ID,
+                    job_timeout=3600,
+                    result_ttl=3600,
+                )
+
+        await asyncio.to_thread(enqueue)
+        return
+    running = rt.extras.get("routing_training")
+    if running is None or running.done():
+        rt.extras["routing_training"] = rt.spawn(
+            tasks.retrain_routing_async(rt, scheduled=False), name="routing-train"
+        )

@@ -1,0 +1,327 @@
+"""The learning router in service: trained from resolved tickets (the department that
+finally resolved them), stored as versions with metrics, used where the catalogue's
+rules leave the department open, dispatching on its own above the threshold."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, select, text
+
+from contact import model_router
+from contact.app import create_app
+from contact.db import sync_url
+from contact.learning import read_csv
+from contact.models import RoutingModel, Ticket, utcnow
+from contact.reference import new_reference
+from contact.routing import RoutingRequest
+from contact.settings import Settings
+from tests.conftest import login, wait_for, with_runtime
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "zhengwu_messages_zh.csv"
+# The shared messages' categories, as the demo city's departments would resolve them.
+DEPARTMENT = {
+    "城乡建设": "zjj",
+    "环境保护": "hbj",
+    "教育文体": "jyj",
+    "交通运输": "jtj",
+    "商贸旅游": "swj",
+    "卫生计生": "wjw",
+    "劳动和社会保障": "rsj",
+}
+ROWS = 700
+
+
+def messages() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, held out): the shared messages, shuffled with a fixed seed."""
+    texts, labels = read_csv(DATA)
+    rows = [(t, DEPARTMENT[lab]) for t, lab in zip(texts, labels, strict=True)]
+    random.Random(5).shuffle(rows)
+    return rows[:ROWS], rows[ROWS : ROWS + 300]
+
+
+def insert_resolved(
+    settings: Settings, rows: list[tuple[str, str]], *, first_guess: str | None = None
+) -> None:
+    """Resolved tickets as the history the model learns from. With ``first_guess`` the
+    routing at intake pointed elsewhere: the label must be the resolving department."""
+    now = utcnow()
+    # Seven random digits collide about once in forty batches of 700: draw until unique.
+    references: set[str] = set()
+    while len(references) < len(rows):
+        references.add(new_reference(now))
+    engine = create_engine(sync_url(settings.DATABASE_URL))
+    try:
+        _insert(engine, rows, sorted(references), now, first_guess)
+    finally:
+        engine.dispose()
+
+
+def _insert(
+    engine: Any,
+    rows: list[tuple[str, str]],
+    references: list[str],
+    now: Any,
+    first_guess: str | None,
+) -> None:
+    with engine.begin() as conn:
+        dept = dict(conn.execute(text("SELECT code, id FROM departments")).all())
+        conn.execute(
+            Ticket.__table__.insert(),
+            [
+                dict(
+                    reference=reference,
+                    status="closed" if i % 3 else "resolved",
+                    kind="complaint",
+                    priority="normal",
+                    channel="voice",
+                    locale="zh-CN",
+                    anonymous=False,
+                    title="",
+                    description=body,
+                    fields={},
+                    department_id=dept[code],
+                    routing_department_id=dept[first_guess or code],
+                    routing_reason="",
+                    routing_confidence=0.5,
+                    routing_rule="keyword",
+                    sla_state="ok",
+                    extension="none",
+                    reopen_count=0,
+                    dispatch_count=1,
+                    urge_count=0,
+                    version=3,
+                    resolved_at=now - timedelta(minutes=i),
+                    created_at=now - timedelta(days=1, minutes=i),
+                    updated_at=now,
+                )
+                for i, ((body, code), reference) in enumerate(zip(rows, references, strict=True))
+            ],
+        )
+
+
+def unruled(rt_catalogue: Any, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Held-out messages the catalogue's keywords do not place (the model's share)."""
+    return [(t, c) for t, c in rows if not rt_catalogue.service_matches(t)]
+
+
+def test_confidences_are_honest_on_held_out_messages(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, _ = trained
+    _, held = messages()
+
+    async def go(rt: Any) -> Any:
+        await model_router.warm(rt)
+        router = await model_router.router(rt)
+        return [(router.loaded.model.rank(t, n=1)[0], code) for t, code in held]
+
+    ranked = with_runtime(settings, go)
+    right = [label == code for (label, _), code in ranked]
+    sure = [label == code for (label, conf), code in ranked if conf >= 0.9]
+    mean_confidence = sum(conf for (_, conf), _ in ranked) / len(ranked)
+    assert len(sure) > len(ranked) / 3 and sum(sure) / len(sure) >= 0.85
+    assert abs(mean_confidence - sum(right) / len(right)) < 0.12
+
+
+@pytest.fixture
+def trained(settings: Settings) -> tuple[Settings, list[tuple[str, str]]]:
+    train, held = messages()
+    insert_resolved(settings, train)
+
+    async def go(rt: Any) -> Any:
+        outcome = await model_router.train_from_tickets(rt)
+        assert outcome.version == 1 and outcome.active, outcome.message
+        return await rt.catalogue()
+
+    catalogue = with_runtime(settings, go)
+    return settings, unruled(catalogue, held)
+
+
+def test_a_version_is_stored_with_its_metrics_beside_the_baselines(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, _ = trained
+    engine = create_engine(sync_url(settings.DATABASE_URL))
+    with engine.connect() as conn:
+        row = conn.execute(select(RoutingModel)).one()
+    engine.dispose()
+    assert row.version == 1 and row.active and row.source == "tickets"
+    assert row.rows == ROWS and sorted(row.labels) == sorted(set(DEPARTMENT.values()))
+    m = row.metrics
+    assert m["held_out"] == ROWS // 5
+    # Held-out accuracy well above both baselines measured on the same split.
+    assert m["accuracy"] > m["baseline_keywords"]["accuracy"] + 0.1
+    assert m["accuracy"] > m["baseline_majority"]["accuracy"] + 0.4
+    assert set(m["per_label"]) == set(DEPARTMENT.values())
+    assert row.size == len(row.blob) and len(row.sha256) == 64
+
+
+def test_where_the_rules_fall_back_the_model_routes_with_its_confidence(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, held = trained
+    assert len(held) >= 40
+
+    async def go(rt: Any) -> Any:
+        await model_router.warm(rt)
+        router = await model_router.router(rt)
+        cat = await rt.catalogue()
+        return [router.route(cat, RoutingRequest(text=t)) for t, _ in held]
+
+    decisions = with_runtime(settings, go)
+    assert {d.rule for d in decisions} == {"model"}
+    right = sum(d.department == code for d, (_, code) in zip(decisions, held, strict=True))
+    # The rules alone send every one of these to the coordination office, never right.
+    assert right / len(held) > 0.6
+    assert all("routing model v1" in d.reason for d in decisions)
+    assert all(d.alternatives and d.alternatives[0][0] != d.department for d in decisions)
+
+
+def test_the_catalogue_rules_win_and_the_model_is_offered_beside_them(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, held = trained
+    body = held[0][0]
+
+    async def go(rt: Any) -> Any:
+        await model_router.warm(rt)
+        router = await model_router.router(rt)
+        cat = await rt.catalogue()
+        chosen = router.route(cat, RoutingRequest(text=body, service="pothole"))
+        keyword = router.route(cat, RoutingRequest(text="小区路灯不亮，晚上很黑"))
+        return cat, chosen, keyword
+
+    cat, chosen, keyword = with_runtime(settings, go)
+    assert chosen.rule == "service" and chosen.service == "pothole"
+    assert chosen.department == cat.services["pothole"].department
+    assert {code for code, *_ in chosen.alternatives} <= set(DEPARTMENT.values())
+    assert keyword.rule == "keyword" and keyword.confidence < 1
+
+
+def test_intake_uses_the_model_and_dispatches_above_the_threshold(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, held = trained
+    auto = settings.model_copy(update={"ROUTING_AUTO_DISPATCH": 0.5})
+
+    async def confidences(rt: Any) -> Any:
+        await model_router.warm(rt)
+        router = await model_router.router(rt)
+        cat = await rt.catalogue()
+        return [(t, router.route(cat, RoutingRequest(text=t)).confidence) for t, _ in held]
+
+    ranked = sorted(with_runtime(settings, confidences), key=lambda p: p[1])
+    low, high = ranked[0], ranked[-1]
+    assert low[1] < 0.5 <= high[1]
+    with TestClient(create_app(auto)) as client:
+        h = login(client, "agent1")
+        made = {}
+        for body, _ in (low, high):
+            r = client.post(
+                "/api/v1/tickets",
+                json={"description": body, "channel": "voice", "phone": "+8613800138000"},
+                headers=h,
+            )
+            assert r.status_code == 201, r.text
+            made[body] = r.json()
+        sure, unsure = made[high[0]], made[low[0]]
+        assert sure["status"] == "dispatched"
+        assert sure["department"] == sure["routing"]["department"]
+        assert sure["routing"]["confidence"] >= 0.5
+        events = client.get(f"/api/v1/tickets/{sure['reference']}", headers=h).json()["events"]
+        dispatched = next(e for e in events if e["kind"] == "dispatched")
+        assert dispatched["actor"] == "system" and "auto-dispatch" in dispatched["reason"]
+        # Below the threshold the agent decides, with the model's suggestion to start from.
+        assert unsure["status"] == "received" and unsure["department"] is None
+        assert unsure["routing"]["department"] in DEPARTMENT.values()
+        r = client.get(
+            "/api/v1/routing/suggest", params={"text": low[0], "channel": "voice"}, headers=h
+        )
+        assert r.status_code == 200
+        offered = [s["department"] for s in r.json()["suggestions"]]
+        assert offered[0] == unsure["routing"]["department"]
+
+
+def test_the_label_is_the_department_that_resolved_it_not_the_first_guess(
+    settings: Settings,
+) -> None:
+    train, _ = messages()
+    insert_resolved(settings, train[:300], first_guess="xtb")
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return await model_router.resolved_examples(s, await rt.catalogue())
+
+    found = with_runtime(settings, go)
+    assert len(found.texts) == 300
+    assert "xtb" not in found.labels
+    assert sorted(found.labels) == sorted(code for _, code in train[:300])
+    assert all(facts == ["channel:voice"] for facts in found.extras)
+
+
+def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> None:
+    train, _ = messages()
+    insert_resolved(settings, train[:40])
+    outcome = with_runtime(settings, model_router.train_from_tickets)
+    assert outcome.version is None and "not enough resolved tickets" in outcome.message
+
+
+def test_admins_list_train_and_activate_versions(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, _ = trained
+    with TestClient(create_app(settings)) as client:
+        agent = login(client, "agent1")
+        assert client.get("/api/v1/admin/routing/models", headers=agent).status_code == 403
+        assert client.post("/api/v1/admin/routing/train", headers=agent).status_code == 403
+        h = login(client, "admin")
+        r = client.post("/api/v1/admin/routing/train", headers=h)
+        assert r.status_code == 202 and r.json()["queued"]
+
+        def versions() -> list[dict[str, Any]]:
+            return client.get("/api/v1/admin/routing/models", headers=h).json()["items"]
+
+        items = wait_for(lambda: len(versions()) == 2 and versions(), timeout=60)
+        assert [i["version"] for i in items] == [2, 1]
+        # Same history, same measure: the new version takes over.
+        assert items[0]["active"] and not items[1]["active"]
+        assert items[0]["accuracy"] == items[1]["accuracy"]
+        r = client.post("/api/v1/admin/routing/models/1/activate", headers=h)
+        assert r.status_code == 200
+        assert [i["active"] for i in r.json()["items"]] == [False, True]
+        missing = client.post("/api/v1/admin/routing/models/9/activate", headers=h)
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "not_found"
+        audit = client.get("/api/v1/admin/audit", params={"action": "routing."}, headers=h)
+        actions = {row["action"] for row in audit.json()}
+        assert {"routing.train", "routing.activate"} <= actions
+
+
+def test_a_version_that_measures_worse_is_kept_but_not_used(
+    trained: tuple[Settings, list[tuple[str, str]]],
+) -> None:
+    settings, _ = trained
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            good = (await s.execute(select(RoutingModel).where(RoutingModel.active))).scalar_one()
+        model = model_router.load(good.blob)
+        worse = {**good.metrics, "accuracy": good.metrics["accuracy"] - 0.2}
+        outcome = await model_router.store(
+            rt, model, worse, source="tickets", rows=good.rows, train_seconds=1.0
+        )
+        async with rt.db.session() as s:
+            count = (await s.execute(select(func.count()).select_from(RoutingModel))).scalar()
+            active = await model_router.active_version(s)
+        return outcome, count, active
+
+    outcome, count, active = with_runtime(settings, go)
+    assert outcome.version == 2 and not outcome.active
+    assert "v1 stays active" in outcome.message
+    assert count == 2 and active == 1
