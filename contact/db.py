@@ -134,9 +134,7 @@ class Database:
         try:
             yield pooled.driver_connection
         except BaseException as exc:
-            from asyncpg import PostgresError
-
-            if not isinstance(exc, PostgresError):  # the connection itself may be gone
+            if _connection_lost(exc, pooled.driver_connection):
                 await greenlet_spawn(pooled.invalidate)
             raise
         finally:
@@ -144,6 +142,23 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# SQLSTATE classes after which the server has dropped (or is dropping) the connection:
+# connection exceptions (08…) and operator intervention (57P01 admin shutdown, 57P02
+# crash shutdown, 57P03 cannot connect now).
+_GONE = ("08", "57P")
+
+
+def _connection_lost(exc: BaseException, conn: Any) -> bool:
+    """Whether the asyncpg connection behind ``exc`` can no longer be used: anything but
+    a statement's own error (a constraint, a syntax error), or a server error that
+    ends the session (a terminated backend answers 57P01 before it closes)."""
+    from asyncpg import PostgresError
+
+    if not isinstance(exc, PostgresError) or conn is None or conn.is_closed():
+        return True
+    return str(getattr(exc, "sqlstate", "") or "").startswith(_GONE)
 
 
 @lru_cache(maxsize=64)

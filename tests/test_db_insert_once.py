@@ -102,6 +102,16 @@ def test_a_killed_database_connection_is_replaced_not_reused(
                 async with killer.engine.connect() as c:
                     await c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
                     await c.commit()
+                    # Terminating only signals the backend: wait until it has gone.
+                    for _ in range(100):
+                        alive = await c.scalar(
+                            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                            {"pid": pid},
+                        )
+                        await c.commit()
+                        if not alive:
+                            break
+                        await asyncio.sleep(0.05)
             finally:
                 await killer.dispose()
             failed = False
@@ -116,3 +126,23 @@ def test_a_killed_database_connection_is_replaced_not_reused(
     failed, retried = asyncio.run(scenario())
     assert failed
     assert isinstance(retried, int)  # the retry got a fresh connection and stored it
+
+
+class _Open:
+    def is_closed(self) -> bool:
+        return False
+
+
+def test_only_errors_that_end_the_session_discard_the_connection() -> None:
+    """A terminated backend may answer 57P01 before it closes: that connection is gone.
+    A statement's own error (a duplicate key) leaves it fit to reuse."""
+    from asyncpg import exceptions as pg
+
+    from contact.db import _connection_lost
+
+    live = _Open()
+    assert _connection_lost(pg.AdminShutdownError("terminating connection"), live)
+    assert _connection_lost(pg.ConnectionDoesNotExistError("connection was closed"), live)
+    assert _connection_lost(ConnectionResetError(), live)
+    assert not _connection_lost(pg.UniqueViolationError("duplicate key"), live)
+    assert not _connection_lost(pg.PostgresSyntaxError("syntax error"), live)
