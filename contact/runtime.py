@@ -213,7 +213,13 @@ class Runtime:
             for task in late:
                 task.cancel()
             if late:
-                await asyncio.wait(late, timeout=grace)
+                _, stuck = await asyncio.wait(late, timeout=grace)
+                for task in stuck:  # name what keeps the process from exiting
+                    log.warning(
+                        "background task %s ignored its cancellation:\n%s",
+                        task.get_name(),
+                        _stack_of(task),
+                    )
         await self.bus.stop()
         await self.db.dispose()
 
@@ -310,3 +316,11 @@ async def _load_catalogue(s: AsyncSession) -> Catalogue:
             for d in districts
         },
     )
+
+
+def _stack_of(task: asyncio.Task[Any]) -> str:
+    import io
+
+    out = io.StringIO()
+    task.print_stack(file=out)
+    return out.getvalue()

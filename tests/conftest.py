@@ -29,8 +29,31 @@ from contact.migrate import upgrade
 from contact.seed import seed_url
 from contact.settings import Settings, load_settings
 
-PG_URL = os.environ.get("CONTACT_TEST_DATABASE_URL") or None
-REDIS_URL = os.environ.get("CONTACT_TEST_REDIS_URL") or None
+# Under ``pytest -n N`` each worker process (gw0, gw1, …) gets a PostgreSQL database and
+# a Redis database of its own, so workers never see each other's tickets or jobs.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _own_database(url: str | None) -> str | None:
+    if not url or not XDIST_WORKER:
+        return url
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return u.set(database=f"{u.database}_{XDIST_WORKER}").render_as_string(hide_password=False)
+
+
+def _own_redis(url: str | None) -> str | None:
+    if not url or not XDIST_WORKER:
+        return url
+    base, _, db = url.rpartition("/")
+    index = int(db) if db.isdigit() else 0
+    return f"{base}/{index + 1 + int(XDIST_WORKER.removeprefix('gw'))}"
+
+
+PG_ADMIN_URL = os.environ.get("CONTACT_TEST_DATABASE_URL") or None
+PG_URL = _own_database(PG_ADMIN_URL)
+REDIS_URL = _own_redis(os.environ.get("CONTACT_TEST_REDIS_URL") or None)
 PASSWORD = "demo-password-123"
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789abcdef"
@@ -127,7 +150,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_ready() -> str:
-    assert PG_URL
+    assert PG_URL and PG_ADMIN_URL
+    if PG_URL != PG_ADMIN_URL:
+        create_postgres(PG_URL)
     reset_schema(PG_URL)
     upgrade(PG_URL)
     seed_catalogue(PG_URL)
@@ -261,19 +286,31 @@ def scratch_postgres(suffix: str) -> str:
 
     base = make_url(sync_url(PG_URL))
     name = f"{base.database}_{suffix}_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+    url = base.set(database=name, drivername="postgresql").render_as_string(hide_password=False)
+    create_postgres(url)
+    return url
+
+
+def create_postgres(url: str) -> None:
+    """(Re)create the database ``url`` names, from the configured test database."""
+    from sqlalchemy.engine import make_url
+
+    assert PG_ADMIN_URL
+    name = make_url(url).database
+    admin = create_engine(sync_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
 
 
 def drop_postgres(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     u = make_url(sync_url(url))
-    admin = create_engine(u.set(database=make_url(sync_url(PG_URL or url)).database))
+    admin = create_engine(sync_url(PG_ADMIN_URL or url))
     with admin.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
     admin.dispose()
