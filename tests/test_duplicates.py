@@ -384,6 +384,52 @@ class TestEveryReporterHearsTheOutcome:
             assert len(sent) == 1 and "施工单位" in sent[0]["body"]
 
 
+def ticket_of(client: TestClient, ref: str) -> dict[str, Any]:
+    r = client.get(f"/api/v1/tickets/{ref}", headers=login(client, "supervisor1"))
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+class TestMergedReportersRate:
+    """The outcome text asks every reporter to rate it; a merged reporter's reply is a
+    rating too, not a puzzle answered with the help text."""
+
+    def merged_and_resolved(self, client: TestClient, dup_phone: str) -> tuple[str, str, str]:
+        agent = login(client, "agent1")
+        target = kiosk_report(client, agent, "+8613800138171")
+        dup = sms_report(client, dup_phone)
+        act(client, agent, dup, "merge", into=target)
+        dept = resolve(client, agent, target, "坑已填补。")
+        wait_for(lambda: texts_to(client, dup_phone, "ticket_resolved"))
+        return target, dup, dept
+
+    def test_satisfied_counts_for_their_own_ticket(self, client: TestClient) -> None:
+        target, dup, _ = self.merged_and_resolved(client, "+8613800138172")
+        r = client.post("/dev/sms", data={"From": "+8613800138172", "Body": "1"})
+        out = r.json()
+        assert out["ticket_reference"] == dup and "感谢" in out["reply"], out
+        mine = ticket_of(client, dup)
+        assert mine["status"] == "merged" and mine["satisfaction"] == 1
+        handled = ticket_of(client, target)
+        assert handled["status"] == "resolved" and handled["satisfaction"] is None
+        assert "merged_reporter_rated" in [e["kind"] for e in handled["events"]]
+        stats = client.get("/api/v1/stats/summary", headers=login(client, "supervisor1")).json()
+        assert stats["ratings"] == 1 and stats["satisfaction_rate"] == 1.0
+        # Rated once: a second digit has nothing left to rate.
+        again = client.post("/dev/sms", data={"From": "+8613800138172", "Body": "2"}).json()
+        assert again["ticket_reference"] is None and ticket_of(client, dup)["satisfaction"] == 1
+
+    def test_not_satisfied_sends_the_handled_ticket_back(self, client: TestClient) -> None:
+        target, dup, dept = self.merged_and_resolved(client, "+8613800138173")
+        out = client.post("/dev/sms", data={"From": "+8613800138173", "Body": "3"}).json()
+        assert out["ticket_reference"] == dup and "重新办理" in out["reply"], out
+        handled = ticket_of(client, target)
+        assert handled["status"] == "dispatched" and handled["department"] == dept
+        assert ticket_of(client, dup)["satisfaction"] == 3
+        reopened = [e for e in handled["events"] if e["kind"] == "reopened"]
+        assert len(reopened) == 1 and dup in str(reopened[0])
+
+
 # ------------------------------------------------------------------ the console
 
 

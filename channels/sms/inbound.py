@@ -9,7 +9,8 @@ again. Then the conversation rules:
   phone's tickets), help (``HELP`` / ``帮助``), opt-out (the STOP family, ``TD``,
   ``退订``) and back in (``START``), a rating after resolution (``1`` satisfied,
   ``2`` fairly satisfied, ``3``–``5`` or 不满意 not satisfied → reopened and sent
-  back to the department);
+  back to the department), also from a reporter whose ticket was merged into the one
+  that was handled (their ticket takes the rating; not satisfied reopens that one);
 - anything else opens a ticket, or joins the one opened within the join window;
 - empty or unreadable texts get the help text, never an error.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
@@ -309,8 +310,8 @@ class Conversation:
                 .limit(1)
             )
         ).scalar_one_or_none()
-        if ticket is None:  # nothing to rate: a lone digit is not a complaint either
-            return None, self.say("help")
+        if ticket is None:
+            return await self._rate_merged(cmd, since)
         await self._link_to(ticket)
         satisfied = cmd.rating in (1, 2)
         unhappy = "市民不满意" if self.locale == "zh-CN" else "citizen not satisfied"
@@ -324,6 +325,81 @@ class Conversation:
         name = (dept.name_zh if self.locale == "zh-CN" else dept.name_en) if dept else ""
         return ticket.reference, self.say(
             "reopened", ref_grouped=grouped(ticket.reference), department=name
+        )
+
+    async def _rate_merged(self, cmd: Command, since: Any) -> tuple[str | None, str | None]:
+        """A rating from a reporter whose ticket was merged into another: they heard that
+        ticket's outcome and were asked to rate it. The rating is their ticket's (it
+        counts in the satisfaction rate like any other); not satisfied sends the ticket
+        that was handled back to its department, as it would for its own reporter."""
+        merged = (
+            await self.session.execute(
+                select(Ticket)
+                .where(
+                    Ticket.citizen_id == self.citizen.id,
+                    Ticket.status == TicketStatus.merged,
+                    Ticket.satisfaction.is_(None),
+                )
+                .order_by(Ticket.updated_at.desc())
+                .limit(MERGED_LOOKBACK)
+            )
+        ).scalars()
+        for dup in merged:
+            handled = await _handled_by(self.session, dup)
+            if (
+                handled is None
+                or handled.status not in (TicketStatus.resolved, TicketStatus.closed)
+                or handled.resolved_at is None
+                or _aware(handled.resolved_at) < since
+            ):
+                continue
+            return await self._rate_for(dup, handled, cmd.rating)
+        # Nothing to rate: a lone digit is not a complaint either.
+        return None, self.say("help")
+
+    async def _rate_for(
+        self, dup: Ticket, handled: Ticket, rating: int
+    ) -> tuple[str | None, str | None]:
+        await self._link_to(dup)
+        dup.satisfaction = rating
+        now = utcnow()
+        for ticket, data in (
+            (dup, {"satisfaction": rating, "handled_as": handled.reference}),
+            (handled, {"satisfaction": rating, "merged": dup.reference}),
+        ):
+            self.session.add(
+                TicketEvent(
+                    ticket_id=ticket.id,
+                    kind="merged_reporter_rated",
+                    from_status=ticket.status.value,
+                    to_status=ticket.status.value,
+                    actor="citizen",
+                    data={**data, "message_id": self.message_id},
+                    public=False,
+                    created_at=now,
+                )
+            )
+        if rating in (1, 2):
+            return dup.reference, self.say("rated", ref_grouped=grouped(dup.reference))
+        zh = self.locale == "zh-CN"
+        reason = (
+            f"并案诉求{dup.reference}的市民不满意"
+            if zh
+            else f"the citizen of merged request {dup.reference} is not satisfied"
+        )
+        handled = await service.act(
+            self.rt,
+            self.session,
+            CITIZEN,
+            handled.reference,
+            Action.reopen,
+            ActionBody(reason=reason),
+        )
+        catalogue = await self.rt.catalogue()
+        dept = catalogue.dept_by_id.get(handled.department_id or -1)
+        name = (dept.name_zh if zh else dept.name_en) if dept else ""
+        return dup.reference, self.say(
+            "reopened", ref_grouped=grouped(dup.reference), department=name
         )
 
     async def on_text(self, cmd: Command) -> tuple[str | None, str | None]:
@@ -392,6 +468,26 @@ class Conversation:
                 created_at=utcnow(),
             )
         )
+
+
+# How many of a citizen's merged tickets a rating looks through for the one it is about.
+MERGED_LOOKBACK = 10
+
+
+async def _handled_by(session: AsyncSession, dup: Ticket) -> Ticket | None:
+    """The ticket a merged one was finally handled as (a duplicate of a duplicate
+    follows the chain)."""
+    ticket: Ticket | None = dup
+    for _ in range(8):
+        if ticket is None or ticket.merged_into_id is None:
+            return ticket
+        ticket = await session.get(Ticket, ticket.merged_into_id)
+    return None
+
+
+def _aware(at: Any) -> Any:
+    """SQLite gives back naive UTC datetimes."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def _link(
