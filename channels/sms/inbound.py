@@ -320,11 +320,10 @@ class Conversation:
         ticket = await service.act(self.rt, self.session, CITIZEN, ticket.reference, action, body)
         if satisfied:
             return ticket.reference, self.say("rated", ref_grouped=grouped(ticket.reference))
-        catalogue = await self.rt.catalogue()
-        dept = catalogue.dept_by_id.get(ticket.department_id or -1)
-        name = (dept.name_zh if self.locale == "zh-CN" else dept.name_en) if dept else ""
         return ticket.reference, self.say(
-            "reopened", ref_grouped=grouped(ticket.reference), department=name
+            "reopened",
+            ref_grouped=grouped(ticket.reference),
+            department=await self._department_name(ticket),
         )
 
     async def _rate_merged(self, cmd: Command, since: Any) -> tuple[str | None, str | None]:
@@ -362,23 +361,8 @@ class Conversation:
     ) -> tuple[str | None, str | None]:
         await self._link_to(dup)
         dup.satisfaction = rating
-        now = utcnow()
-        for ticket, data in (
-            (dup, {"satisfaction": rating, "handled_as": handled.reference}),
-            (handled, {"satisfaction": rating, "merged": dup.reference}),
-        ):
-            self.session.add(
-                TicketEvent(
-                    ticket_id=ticket.id,
-                    kind="merged_reporter_rated",
-                    from_status=ticket.status.value,
-                    to_status=ticket.status.value,
-                    actor="citizen",
-                    data={**data, "message_id": self.message_id},
-                    public=False,
-                    created_at=now,
-                )
-            )
+        await self._record(dup, RATED, satisfaction=rating, handled_as=handled.reference)
+        await self._record(handled, RATED, satisfaction=rating, merged=dup.reference)
         if rating in (1, 2):
             return dup.reference, self.say("rated", ref_grouped=grouped(dup.reference))
         zh = self.locale == "zh-CN"
@@ -395,12 +379,18 @@ class Conversation:
             Action.reopen,
             ActionBody(reason=reason),
         )
-        catalogue = await self.rt.catalogue()
-        dept = catalogue.dept_by_id.get(handled.department_id or -1)
-        name = (dept.name_zh if zh else dept.name_en) if dept else ""
         return dup.reference, self.say(
-            "reopened", ref_grouped=grouped(dup.reference), department=name
+            "reopened",
+            ref_grouped=grouped(dup.reference),
+            department=await self._department_name(handled),
         )
+
+    async def _department_name(self, ticket: Ticket) -> str:
+        catalogue = await self.rt.catalogue()
+        dept = catalogue.dept_by_id.get(ticket.department_id or -1)
+        if dept is None:
+            return ""
+        return dept.name_zh if self.locale == "zh-CN" else dept.name_en
 
     async def on_text(self, cmd: Command) -> tuple[str | None, str | None]:
         ticket = await self._open_ticket()
@@ -455,7 +445,7 @@ class Conversation:
     async def _link_to(self, ticket: Ticket) -> None:
         self.ticket_id = ticket.id
 
-    async def _record(self, ticket: Ticket, kind: str) -> None:
+    async def _record(self, ticket: Ticket, kind: str, **data: Any) -> None:
         self.session.add(
             TicketEvent(
                 ticket_id=ticket.id,
@@ -463,13 +453,15 @@ class Conversation:
                 from_status=ticket.status.value,
                 to_status=ticket.status.value,
                 actor="citizen",
-                data={"message_id": self.message_id},
+                data={**data, "message_id": self.message_id},
                 public=False,
                 created_at=utcnow(),
             )
         )
 
 
+# The event on both tickets when a merged ticket's reporter rates the outcome.
+RATED = "merged_reporter_rated"
 # How many of a citizen's merged tickets a rating looks through for the one it is about.
 MERGED_LOOKBACK = 10
 
