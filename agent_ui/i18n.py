@@ -242,6 +242,38 @@ STRINGS: dict[str, dict[str, str]] = {
     "adm_try_routing": {"zh-CN": "试一试", "en": "Try the rules"},
     "adm_try": {"zh-CN": "查看派单结果", "en": "Show the decision"},
     "adm_no_route": {"zh-CN": "没有规则匹配", "en": "No rule matched"},
+    "adm_models": {"zh-CN": "智能派单模型", "en": "Routing model versions"},
+    "adm_models_note": {
+        "zh-CN": "模型从已办结工单学习（以最终办结单位为准），只在规则无法确定承办单位时决定；"
+        "评估用留出的20%工单。",
+        "en": "Learnt from resolved tickets (the department that finally resolved each); "
+        "it decides only where the rules leave the department open. Measured on a held-out "
+        "20% of the tickets.",
+    },
+    "adm_auto_dispatch": {"zh-CN": "自动派单阈值", "en": "Auto-dispatch at"},
+    "adm_auto_dispatch_off": {"zh-CN": "自动派单未开启", "en": "Auto-dispatch is off"},
+    "adm_retrain_every": {"zh-CN": "自动重新训练间隔（小时）", "en": "Retrained every (hours)"},
+    "adm_retrain_off": {"zh-CN": "仅手动训练", "en": "Trained on demand only"},
+    "adm_train_now": {"zh-CN": "立即训练新版本", "en": "Train a new version now"},
+    "adm_train_queued": {
+        "zh-CN": "已开始训练；完成后新版本会出现在下表，不差于在用版本时自动启用。",
+        "en": "Training has started; the new version appears below when it is done, and "
+        "is put in use if it measures no worse than the one in use.",
+    },
+    "adm_version": {"zh-CN": "版本", "en": "Version"},
+    "adm_trained_at": {"zh-CN": "训练时间", "en": "Trained"},
+    "adm_source": {"zh-CN": "数据来源", "en": "Source"},
+    "adm_source_tickets": {"zh-CN": "已办结工单", "en": "Resolved tickets"},
+    "adm_rows": {"zh-CN": "工单数", "en": "Tickets"},
+    "adm_accuracy": {"zh-CN": "准确率", "en": "Accuracy"},
+    "adm_macro_f1": {"zh-CN": "宏平均F1", "en": "Macro-F1"},
+    "adm_keyword_baseline": {"zh-CN": "关键词基线", "en": "Keyword baseline"},
+    "adm_in_use": {"zh-CN": "在用", "en": "In use"},
+    "adm_use_version": {"zh-CN": "改用此版本", "en": "Use this version"},
+    "adm_no_models": {
+        "zh-CN": "还没有模型：至少需要两个单位共100件已办结工单。",
+        "en": "No model yet: it needs 100 resolved tickets across two departments.",
+    },
     "adm_districts": {"zh-CN": "区域地名词", "en": "District address words"},
     "adm_address_words": {"zh-CN": "地名词", "en": "Address words"},
     "adm_address_words_hint": {
@@ -406,6 +438,7 @@ EVENTS = {
     "due_soon": {"zh-CN": "即将到期", "en": "Due soon"},
     "overdue": {"zh-CN": "已超期", "en": "Overdue"},
     "rated": {"zh-CN": "评价", "en": "Rated"},
+    "merged_reporter_rated": {"zh-CN": "并案市民评价", "en": "Rated by a merged request's citizen"},
     "citizen_message": {"zh-CN": "市民补充", "en": "Citizen wrote"},
     "status_query": {"zh-CN": "市民查询进度", "en": "Citizen asked for status"},
     "voicemail_transcribed": {"zh-CN": "留言转写", "en": "Voicemail transcribed"},

@@ -4,12 +4,16 @@ never again, a holiday is added, the service field editor opens. Screenshots go 
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 import httpx
+import pytest
 
+from contact.settings import Settings
 from tests import test_staff_browser as staff
+from tests.conftest import wait_for
 from tests.test_admin_api import catalogue_restored  # noqa: F401 - autouse on PostgreSQL
 from tests.test_staff_browser import LiveServer, api_token, sign_in
 
@@ -100,3 +104,58 @@ class TestAdminPage:
         page.click("#tab-audit")
         page.wait_for_selector("#audit td:text('admin.calendar.day.create')")
         assert page.evaluate("window.__pwned") is None
+
+
+@pytest.fixture
+def two_versions(settings: Settings) -> Settings:
+    """Two routing model versions trained from the same resolved tickets (v2 in use)."""
+    from contact import model_router
+    from tests.conftest import with_runtime
+    from tests.test_model_router import insert_resolved, messages
+
+    train, _ = messages()
+    insert_resolved(settings, train[:300])
+
+    async def go(rt: Any) -> list[Any]:
+        return [await model_router.train_from_tickets(rt) for _ in range(2)]
+
+    outcomes = with_runtime(settings, go)
+    assert [o.version for o in outcomes] == [1, 2] and outcomes[1].active
+    return settings
+
+
+class TestRoutingModels:
+    def test_versions_are_listed_with_their_figures_and_one_is_put_back_in_use(
+        self, two_versions: Settings, live: LiveServer, browser: Any, shots: Any
+    ) -> None:
+        admin = api_token(live, "admin")
+        page = sign_in(browser, live, "admin")
+        page.click("#tab-routing")
+        older = page.locator('#models tbody tr[data-code="1"]')
+        older.wait_for()
+        current = page.locator('#models tbody tr[data-code="2"]')
+        assert current.locator("button").count() == 0 and "%" in current.inner_text()
+        assert "v1" in older.inner_text() and "%" in older.inner_text()
+        shots(page, "admin-05-routing-models")
+
+        # Back to v1 by keyboard: the button is named for its version.
+        older.locator("button").focus()
+        assert "v1" in (page.evaluate("document.activeElement.getAttribute('aria-label')"))
+        page.keyboard.press("Enter")
+        page.wait_for_selector('#models tbody tr[data-code="2"] button')
+        assert older.locator("button").count() == 0
+        assert page.evaluate("document.activeElement.id") == "models-train"
+        listed = httpx.get(f"{live.url}/api/v1/admin/routing/models", headers=admin).json()
+        assert [m["version"] for m in listed["items"] if m["active"]] == [1]
+
+        # Train now: a third version is trained in the background and listed.
+        page.keyboard.press("Enter")
+        page.locator("#toast", has_text=re.compile("已开始训练|Training has started")).wait_for()
+
+        def third() -> bool:
+            items = httpx.get(f"{live.url}/api/v1/admin/routing/models", headers=admin).json()
+            return any(m["version"] == 3 for m in items["items"])
+
+        wait_for(third, timeout=90)
+        audit = httpx.get(f"{live.url}/api/v1/admin/audit?limit=20", headers=admin).json()
+        assert {"routing.activate", "routing.train"} <= {a["action"] for a in audit}

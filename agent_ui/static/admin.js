@@ -570,7 +570,49 @@
     tryOut.append(dl, el("h3", {}, T.suggestions), r.suggestions.length ? ol : el("p", {}, T.adm_no_route));
   });
 
-  loaders.routing = loadDistricts;
+  // Routing model versions: how each measured beside the keyword baseline, which one is
+  // in use, and a way to train a new one or go back to an earlier one.
+  const modelBody = document.querySelector("#models tbody");
+  const modelNote = document.getElementById("models-note");
+  const pct = (x) => (x == null ? "—" : `${(x * 100).toFixed(1)}%`);
+
+  async function loadModels() {
+    const list = await api("GET", "/api/v1/admin/routing/models");
+    const auto = list.auto_dispatch == null ? T.adm_auto_dispatch_off : `${T.adm_auto_dispatch} ${pct(list.auto_dispatch)}`;
+    const every = list.retrain_hours ? `${T.adm_retrain_every} ${list.retrain_hours}` : T.adm_retrain_off;
+    modelNote.textContent = `${T.adm_models_note} ${auto} · ${every}`;
+    const rows = list.items.map((m) => el("tr", { class: m.active ? "current" : "", dataset: { code: String(m.version) } },
+      el("td", { class: "code" }, `v${m.version}`),
+      el("td", {}, when(m.created_at)),
+      el("td", {}, m.source === "tickets" ? T.adm_source_tickets : m.source),
+      el("td", {}, String(m.rows)),
+      el("td", {}, pct(m.accuracy)),
+      el("td", {}, pct(m.macro_f1)),
+      el("td", {}, pct(((m.metrics || {}).baseline_keywords || {}).accuracy)),
+      el("td", {}, m.active ? T.adm_in_use : ""),
+      el("td", {}, m.active ? null : button(T.adm_use_version, async () => {
+        if (await safely(() => api("POST", `/api/v1/admin/routing/models/${m.version}/activate`))) {
+          toast(`${T.adm_use_version} v${m.version}: ${T.done}`);
+          await loadModels();
+          document.getElementById("models-train").focus();  // the row in use has no button
+        }
+      }, { "aria-label": `${T.adm_use_version} v${m.version}` }))));
+    if (!rows.length) {
+      clear(modelBody);
+      modelBody.append(el("tr", { class: "empty" }, el("td", { colspan: "9" }, T.adm_no_models)));
+    } else {
+      table(modelBody, rows, 9);
+    }
+  }
+
+  document.getElementById("models-train").addEventListener("click", async () => {
+    if (await safely(() => api("POST", "/api/v1/admin/routing/train"))) toast(T.adm_train_queued);
+  });
+
+  loaders.routing = async () => {
+    await loadDistricts();
+    await loadModels();
+  };
 
   // ------------------------------------------------------------ calendar
   const hoursBody = document.querySelector("#hours tbody");
