@@ -31,7 +31,7 @@ lint: install
 # The whole suite; with CONTACT_TEST_DATABASE_URL / CONTACT_TEST_REDIS_URL set it also
 # runs every test against that PostgreSQL and Redis.
 test: install lint
-	$(BIN)/pytest -q -n 2 --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -q -n 2 --dist loadgroup --cov --cov-report=term:skip-covered
 
 # wrk drives the load when it can be installed (Debian package); else a Python client does.
 bench: install

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,7 +246,21 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
+        loop = c.portal.call(asyncio.get_running_loop) if c.portal else None
         yield c
+        # Should the app's shutdown hang, say which of its tasks it is waiting for.
+        watchdog = threading.Timer(60, _dump_tasks, (loop,))
+        watchdog.daemon = True
+        watchdog.start()
+    watchdog.cancel()
+
+
+def _dump_tasks(loop: Any) -> None:
+    if loop is None:
+        return
+    for task in list(asyncio.all_tasks(loop)):
+        print(f"--- task {task.get_name()} still running:", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
 
 
 def with_runtime(settings: Settings, scenario: Any) -> Any:
@@ -334,3 +349,16 @@ def isolated_settings(
     yield load_settings(**{k.removeprefix("CONTACT_"): v for k, v in env.items()})
     if backend == "postgres":
         drop_postgres(url)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` the tests that drive a browser all run in
+    one process, one at a time: two chromiums beside two test processes on two cores
+    starve each other past their timeouts."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        if "browser" in getattr(item, "fixturenames", ()) or "playwright" in source:
+            item.add_marker(pytest.mark.xdist_group("browser"))
