@@ -270,6 +270,45 @@ class TestTheLoopInTheBrowser:
         assert clerk.goto(f"{live.url}/console/").status == 403
         assert clerk.goto(f"{live.url}/supervisor/").status == 403
 
+    def test_a_live_update_keeps_the_reply_being_typed(
+        self, live: LiveServer, browser: Any
+    ) -> None:
+        """While a clerk types the reply, a supervisor urges the ticket: the page shows
+        the urging and keeps the form, the text and the cursor."""
+        agent = api_token(live, "agent1")
+        ref = text_in(live, "+8613900139005", "东湖区路灯不亮")
+        r = httpx.post(
+            f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
+            json={"department": "cgj-dh"},
+            headers=agent,
+        )
+        assert r.status_code == 200, r.text
+        clerk = sign_in(browser, live, "cgj-dh-clerk")
+        row(clerk, ref).click()
+        clerk.wait_for_selector('.actions button[data-action="accept"]')
+        clerk.keyboard.press("a")
+        clerk.wait_for_selector('.actions button[data-action="resolve"]')
+        clerk.click('.actions button[data-action="resolve"]')
+        clerk.locator("#f-resolve-reply").wait_for()
+        clerk.keyboard.type("路灯已于今日")
+        r = httpx.post(
+            f"{live.url}/api/v1/tickets/{ref}/actions/urge",
+            json={"reason": "市民多次来电"},
+            headers=api_token(live, "supervisor1"),
+        )
+        assert r.status_code == 200, r.text
+        clerk.locator(".timeline li", has_text="市民多次来电").wait_for()
+        assert clerk.input_value("#f-resolve-reply") == "路灯已于今日"
+        assert clerk.evaluate("document.activeElement.id") == "f-resolve-reply"
+        clerk.keyboard.type("修复。")
+        clerk.click('form.action-form[data-action="resolve"] button[type=submit]')
+        wait_for(
+            lambda: (
+                httpx.get(f"{live.url}/api/v1/tickets/{ref}", headers=agent).json()["reply"]
+                == "路灯已于今日修复。"
+            )
+        )
+
 
 class TestCalls:
     def test_taking_the_next_caller_pops_their_history_at_once(

@@ -311,7 +311,7 @@ const Staff = (() => {
   }
 
   function actionForm(t, action, extra) {
-    const form = el("form", { class: "action-form", dataset: { action } });
+    const form = el("form", { class: "action-form", dataset: { action, reference: t.reference } });
     const fields = FIELDS[action] || [];
     for (const [name, type, required] of fields) {
       const id = `f-${action}-${name}`;
@@ -366,6 +366,12 @@ const Staff = (() => {
   // The ticket with its history, messages and the moves this user may make now.
   function renderTicket(box, t, options) {
     const opts = options || {};
+    // A live update of this ticket must not throw away a form its user is filling in:
+    // the open form stays while its action is still allowed, with the focus it had.
+    const open = box.querySelector("form.action-form");
+    const keep = open && open.dataset.reference === t.reference &&
+      t.allowed_actions.includes(open.dataset.action) ? open : null;
+    const focused = keep && keep.contains(document.activeElement) ? document.activeElement : null;
     clear(box);
     const dl = el("dl", { class: "facts" });
     const fact = (k, v) => dl.append(el("dt", {}, T[k] || k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v));
@@ -412,6 +418,10 @@ const Staff = (() => {
       }, T[action] || action));
     }
     box.append(actions);
+    if (keep) {
+      actions.after(keep);
+      if (focused) focused.focus();
+    }
     if (t.events && t.events.length) {
       const ol = el("ol", { class: "timeline" });
       for (const e of t.events) {
