@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -323,20 +324,9 @@ async def hotspot_scan_async(rt: Runtime, *, now: datetime | None = None) -> int
             if (await s.execute(stmt, row)).scalar_one_or_none() is None:
                 continue  # announced already
             owner = hotspot_owner(catalogue, service, district.code)
-            event = HotspotEvent(
-                day=day.isoformat(),
-                service=service.code,
-                service_name_zh=service.name_zh,
-                service_name_en=service.name_en,
-                district=district.code,
-                district_name_zh=district.name_zh,
-                district_name_en=district.name_en,
-                department=owner,
-                count=hit.count,
-                expected=hit.expected,
-                baseline_mean=hit.baseline_mean,
-                p_value=hit.p_value,
-            )
+            # The hit's codes, names and counts, as the scan found them.
+            found = {k: v for k, v in asdict(hit).items() if k in HotspotEvent.model_fields}
+            event = HotspotEvent(day=day.isoformat(), department=owner, **found)
             await bus.record(s, event, bus.Audience(department=owner))
             announced += 1
         await rt.commit(s)
