@@ -542,6 +542,21 @@ async def _briefs(session: AsyncSession, stmt: Select[Any]) -> list[Brief]:
     return [Brief(*row) for row in (await session.execute(stmt)).all()]
 
 
+def _around(principal: Principal, ticket: Brief, window: timedelta) -> Select[Any]:
+    """Other tickets the caller may see, created within ``window`` of this one, newest
+    first (as briefs)."""
+    return (
+        repository.visible_tickets(principal)
+        .with_only_columns(*_COLUMNS)
+        .where(
+            Ticket.id != ticket.id,
+            Ticket.created_at >= ticket.created_at - window,
+            Ticket.created_at <= ticket.created_at + window,
+        )
+        .order_by(Ticket.created_at.desc())
+    )
+
+
 async def candidates(
     session: AsyncSession,
     principal: Principal,
@@ -559,18 +574,7 @@ async def candidates(
     services = related_services(catalogue, ticket.service_id)
     if services:
         near.append(Ticket.service_id.in_(services))
-    stmt = (
-        repository.visible_tickets(principal)
-        .with_only_columns(*_COLUMNS)
-        .where(
-            Ticket.created_at >= ticket.created_at - window,
-            Ticket.created_at <= ticket.created_at + window,
-            Ticket.status.not_in(PAST_STATES),
-            Ticket.id != ticket.id,
-        )
-        .order_by(Ticket.created_at.desc())
-        .limit(limit)
-    )
+    stmt = _around(principal, ticket, window).where(Ticket.status.not_in(PAST_STATES)).limit(limit)
     if near:
         stmt = stmt.where(or_(*near))
     return await _briefs(session, stmt)
@@ -589,15 +593,8 @@ async def linked_tickets(
     if ticket.citizen_id is None or (not principal.sees_all and ticket.anonymous):
         return []
     stmt = (
-        repository.visible_tickets(principal)
-        .with_only_columns(*_COLUMNS)
-        .where(
-            Ticket.citizen_id == ticket.citizen_id,
-            Ticket.id != ticket.id,
-            Ticket.created_at >= ticket.created_at - window,
-            Ticket.created_at <= ticket.created_at + window,
-        )
-        .order_by(Ticket.created_at.desc())
+        _around(principal, ticket, window)
+        .where(Ticket.citizen_id == ticket.citizen_id)
         .limit(limit)
     )
     if not principal.sees_all:
