@@ -73,10 +73,10 @@
     return el("button", { type: "button", onclick, ...(attrs || {}) }, label);
   }
 
-  function table(tbody, rows, colspan) {
+  function table(tbody, rows, colspan, empty) {
     clear(tbody);
     if (!rows.length) {
-      tbody.append(el("tr", { class: "empty" }, el("td", { colspan: String(colspan) }, T.adm_none)));
+      tbody.append(el("tr", { class: "empty" }, el("td", { colspan: String(colspan) }, empty || T.adm_none)));
       return;
     }
     for (const r of rows) tbody.append(r);
@@ -597,12 +597,7 @@
           document.getElementById("models-train").focus();  // the row in use has no button
         }
       }, { "aria-label": `${T.adm_use_version} v${m.version}` }))));
-    if (!rows.length) {
-      clear(modelBody);
-      modelBody.append(el("tr", { class: "empty" }, el("td", { colspan: "9" }, T.adm_no_models)));
-    } else {
-      table(modelBody, rows, 9);
-    }
+    table(modelBody, rows, 9, T.adm_no_models);
   }
 
   document.getElementById("models-train").addEventListener("click", async () => {
