@@ -29,9 +29,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from contact.lexicon import Lexicon
 
 HEAD_CHARS = 30  # where the subject usually is
 MAX_CHARS = 600  # the rest of a long letter adds time, not accuracy
@@ -45,10 +48,14 @@ TEMPERATURE_ROWS = 10_000
 # Features are 64-bit keys. A character n-gram packs its code points, 21 bits each
 # (code points beyond 2^20 count as U+FFFD, so keys stay under 2^62); bit 62 marks a
 # word (English words and word pairs, hashed) and bit 63 the head block (the same
-# n-grams over the first HEAD_CHARS characters). Each block is L2-normalised on its own.
+# n-grams over the first HEAD_CHARS characters); both bits mark an English word's
+# senses and broader concepts from WordNet (contact.lexicon). Each block is
+# L2-normalised on its own.
 WORD_BIT = np.uint64(1 << 62)
 HEAD_BIT = np.uint64(1 << 63)
-CHARS, HEAD, WORDS = 0, 1, 2
+CONCEPT_BITS = WORD_BIT | HEAD_BIT
+CHARS, HEAD, WORDS, CONCEPTS = 0, 1, 2, 3
+BLOCKS = 4
 
 
 def is_chinese(texts: Sequence[str]) -> bool:
@@ -82,13 +89,22 @@ def _word_key(word: str) -> int:
 Extras = Sequence[Sequence[str]] | None
 
 
+def _concept_keys(lexicon: Lexicon, words: Sequence[str]) -> list[int]:
+    keys: list[int] = []
+    for word in words:
+        if " " not in word and word.isalpha() and len(word) > 2:
+            keys.extend(lexicon.concepts(word))
+    return keys
+
+
 def feature_keys(
-    texts: Sequence[str], chinese: bool, extras: Extras = None
+    texts: Sequence[str], chinese: bool, extras: Extras = None, lexicon: Lexicon | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(document index, feature key) for every feature occurrence in ``texts``, computed
     for the whole batch at once (character n-grams without a Python loop). ``extras``
     are each text's facts beyond its words (``channel:sms``, ``district:dh``), counted
-    in the word block."""
+    in the word block; with a ``lexicon``, English words add their senses' classes and
+    broader concepts in a block of their own."""
     norm = [normalise(t) for t in texts]
     lens = np.fromiter(map(len, norm), dtype=np.int64, count=len(norm))
     raw = np.frombuffer("\x00".join(norm).encode("utf-32-le"), dtype=np.uint32)
@@ -121,6 +137,10 @@ def feature_keys(
             words = _english_words(t)
             docs.append(np.full(len(words), i, dtype=np.int64))
             keys.append(np.fromiter(map(_word_key, words), dtype=np.uint64, count=len(words)))
+            if lexicon is not None:
+                concepts = np.asarray(_concept_keys(lexicon, words), dtype=np.uint64)
+                docs.append(np.full(len(concepts), i, dtype=np.int64))
+                keys.append(concepts | CONCEPT_BITS)
     if extras is not None:
         for i, facts in enumerate(extras):
             docs.append(np.full(len(facts), i, dtype=np.int64))
@@ -136,6 +156,7 @@ def _block_of(keys: np.ndarray) -> np.ndarray:
     block = np.zeros(len(keys), dtype=np.int8)
     block[(keys & WORD_BIT) != 0] = WORDS
     block[(keys & HEAD_BIT) != 0] = HEAD
+    block[(keys & CONCEPT_BITS) == CONCEPT_BITS] = CONCEPTS
     return block
 
 
@@ -144,28 +165,34 @@ def _weights(
 ) -> np.ndarray:
     """Sublinear TF × IDF, L2-normalised within each document's block."""
     value = (np.log(count) + 1.0) * idf[col]
-    group = doc * 3 + block[col]
-    norms = np.sqrt(np.bincount(group, weights=value * value, minlength=n * 3))
+    group = doc * BLOCKS + block[col]
+    norms = np.sqrt(np.bincount(group, weights=value * value, minlength=n * BLOCKS))
     return (value / norms[group]).astype(np.float32)
 
 
 @dataclass
 class Features:
-    """The fitted vocabulary: sorted feature keys, their IDF and block."""
+    """The fitted vocabulary: sorted feature keys, their IDF and block, and the
+    fingerprint of the lexicon whose concepts it reads ("" for none)."""
 
     keys: np.ndarray  # uint64, sorted
     idf: np.ndarray  # float32
     block: np.ndarray  # int8
+    lexicon: str = ""
 
     @classmethod
     def fit(
-        cls, texts: Sequence[str], chinese: bool, extras: Extras = None
+        cls,
+        texts: Sequence[str],
+        chinese: bool,
+        extras: Extras = None,
+        lexicon: Lexicon | None = None,
     ) -> tuple[Features, Any]:
         """Learn the vocabulary from ``texts`` and return it with their matrix."""
         import scipy.sparse as sp
 
         n = len(texts)
-        doc, key = feature_keys(texts, chinese, extras)
+        doc, key = feature_keys(texts, chinese, extras, lexicon)
         vocab, col = np.unique(key, return_inverse=True)
         pair, count = np.unique(doc * len(vocab) + col, return_counts=True)
         doc, col = pair // len(vocab), pair % len(vocab)
@@ -181,7 +208,7 @@ class Features:
         idf = (np.log((1 + n) / (1 + df)) + 1.0).astype(np.float32)
         values = _weights(doc, col, count, idf, block, n)
         x = sp.csr_matrix((values, (doc, col)), shape=(n, len(vocab)), dtype=np.float32)
-        return cls(vocab, idf, block), x
+        return cls(vocab, idf, block, lexicon.fingerprint if lexicon else ""), x
 
     def transform(self, texts: Sequence[str], chinese: bool, extras: Extras = None) -> Any:
         import scipy.sparse as sp
@@ -194,7 +221,9 @@ class Features:
     def _lookup(
         self, texts: Sequence[str], chinese: bool, extras: Extras = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        doc, key = feature_keys(texts, chinese, extras)
+        from contact import lexicon
+
+        doc, key = feature_keys(texts, chinese, extras, lexicon.matching(self.lexicon))
         at = np.searchsorted(self.keys, key)
         at[at == len(self.keys)] = 0
         known = self.keys[at] == key
@@ -277,14 +306,26 @@ class TextModel:
         seed: int = 42,
         say: Callable[[str], None] | None = None,
         extras: Extras = None,
+        lexicon: Lexicon | Literal["installed"] | None = "installed",
     ) -> TextModel:
+        """Fit on ``texts`` and their ``labels``. English texts also read their words'
+        senses from ``lexicon``: by default the WordNet installed here, if any."""
+        from contact import lexicon as lexicons
+
         chinese = is_chinese(texts)
+        if chinese:
+            lexicon = None
+        elif lexicon == "installed":
+            lexicon = lexicons.installed()
+        if lexicon is not None:
+            lexicons.register(lexicon)
         started = time.monotonic()
-        features, x = Features.fit(texts, chinese, extras)
+        features, x = Features.fit(texts, chinese, extras, lexicon)
         if say:
             say(
                 f"{len(texts):,} texts read in {time.monotonic() - started:.1f} s, "
                 f"{x.shape[1]:,} features"
+                + (f", word senses from {lexicon.directory}" if lexicon else "")
             )
         y = np.asarray(labels, dtype=object)
         temperature = cls._temperature(x, y, seed)

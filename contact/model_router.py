@@ -253,6 +253,7 @@ def evaluate_and_train(
             for k, (p, r, f, n) in scored.per_label.items()
         },
         "temperature": round(model.temperature, 3),
+        "word_senses": model.features.lexicon or None,
         "train_seconds": round(time.monotonic() - started, 1),
     }
     model.metrics = metrics
