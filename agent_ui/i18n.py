@@ -271,8 +271,20 @@ STRINGS: dict[str, dict[str, str]] = {
     "adm_in_use": {"zh-CN": "在用", "en": "In use"},
     "adm_use_version": {"zh-CN": "改用此版本", "en": "Use this version"},
     "adm_no_models": {
-        "zh-CN": "还没有模型：至少需要两个单位共100件已办结工单。",
-        "en": "No model yet: it needs 100 resolved tickets across two departments.",
+        "zh-CN": "还没有模型：至少需要两个单位共{needed}件已办结工单，目前{n}件。",
+        "en": "No model yet: it needs {needed} resolved tickets across two departments; "
+        "there are {n} so far.",
+    },
+    "adm_models_ready": {
+        "zh-CN": "还没有模型：已有{n}件已办结工单可供学习，点击“立即训练新版本”训练第一个版本。",
+        "en": "No model yet: {n} resolved tickets are ready to learn from; train the first "
+        "version with “Train a new version now”.",
+    },
+    "adm_models_coming": {
+        "zh-CN": "还没有模型：已有{n}件已办结工单可供学习，第一个版本将在启动后不久自动训练，"
+        "也可点击“立即训练新版本”。",
+        "en": "No model yet: {n} resolved tickets are ready to learn from. The first version "
+        "is trained automatically soon after start, or now with “Train a new version now”.",
     },
     "adm_districts": {"zh-CN": "区域地名词", "en": "District address words"},
     "adm_address_words": {"zh-CN": "地名词", "en": "Address words"},

@@ -260,6 +260,24 @@ def evaluate_and_train(
     return model, metrics
 
 
+# Tickets the model learns from: resolved by a department, not merged into another.
+LEARNABLE = (
+    Ticket.status.in_((TicketStatus.resolved, TicketStatus.closed)),
+    Ticket.resolved_at.is_not(None),
+    Ticket.department_id.is_not(None),
+    Ticket.merged_into_id.is_(None),
+)
+
+
+async def learnable_count(session: AsyncSession) -> int:
+    """How many resolved tickets there are to learn from."""
+    return int(
+        (
+            await session.execute(select(func.count()).select_from(Ticket).where(*LEARNABLE))
+        ).scalar_one()
+    )
+
+
 @dataclass
 class Examples:
     texts: list[str]
@@ -283,12 +301,7 @@ async def resolved_examples(
                 Ticket.channel,
                 Ticket.district_id,
             )
-            .where(
-                Ticket.status.in_((TicketStatus.resolved, TicketStatus.closed)),
-                Ticket.resolved_at.is_not(None),
-                Ticket.department_id.is_not(None),
-                Ticket.merged_into_id.is_(None),
-            )
+            .where(*LEARNABLE)
             .order_by(Ticket.resolved_at.desc())
             .limit(limit)
         )

@@ -43,6 +43,8 @@ class ModelList(BaseModel):
     items: list[ModelVersion]
     auto_dispatch: float | None
     retrain_hours: int
+    resolved_tickets: int  # resolved tickets there are to learn from
+    needed: int  # the fewest a first version is trained from
 
 
 @router.get("/models", response_model=ModelList)
@@ -72,6 +74,8 @@ async def list_models(rt: RuntimeDep, session: DbSession, me: Admin) -> ModelLis
         ],
         auto_dispatch=rt.settings.ROUTING_AUTO_DISPATCH,
         retrain_hours=rt.settings.ROUTING_RETRAIN_HOURS,
+        resolved_tickets=await model_router.learnable_count(session),
+        needed=model_router.MIN_ROWS,
     )
 
 

@@ -124,7 +124,25 @@ def two_versions(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.fixture
+def few_resolved(settings: Settings) -> Settings:
+    """Forty resolved tickets: not yet enough for a first model version."""
+    from tests.test_model_router import insert_resolved, messages
+
+    insert_resolved(settings, messages()[0][:40])
+    return settings
+
+
 class TestRoutingModels:
+    def test_without_a_version_the_page_says_how_far_there_is_to_go(
+        self, few_resolved: Settings, live: LiveServer, browser: Any
+    ) -> None:
+        page = sign_in(browser, live, "admin")
+        page.click("#tab-routing")
+        empty = page.locator("#models tbody td", has_text=re.compile("目前40件|40 so far"))
+        empty.wait_for()
+        assert "100" in empty.inner_text()
+
     def test_versions_are_listed_with_their_figures_and_one_is_put_back_in_use(
         self, two_versions: Settings, live: LiveServer, browser: Any, shots: Any
     ) -> None:

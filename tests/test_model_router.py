@@ -270,6 +270,11 @@ def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> N
     insert_resolved(settings, train[:40])
     outcome = with_runtime(settings, model_router.train_from_tickets)
     assert outcome.version is None and "not enough resolved tickets" in outcome.message
+    # The admins' list says how far there is to go.
+    with TestClient(create_app(settings)) as client:
+        listed = client.get("/api/v1/admin/routing/models", headers=login(client, "admin"))
+    assert listed.json()["items"] == []
+    assert listed.json()["resolved_tickets"] == 40 and listed.json()["needed"] == 100
 
 
 def test_admins_list_train_and_activate_versions(

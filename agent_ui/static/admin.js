@@ -597,7 +597,10 @@
           document.getElementById("models-train").focus();  // the row in use has no button
         }
       }, { "aria-label": `${T.adm_use_version} v${m.version}` }))));
-    table(modelBody, rows, 9, T.adm_no_models);
+    const ready = list.retrain_hours ? T.adm_models_coming : T.adm_models_ready;
+    const none = (list.resolved_tickets >= list.needed ? ready : T.adm_no_models)
+      .replace("{n}", String(list.resolved_tickets)).replace("{needed}", String(list.needed));
+    table(modelBody, rows, 9, none);
   }
 
   document.getElementById("models-train").addEventListener("click", async () => {
