@@ -26,15 +26,16 @@ satisfaction 25 % and no send-back (1 − redo rate) 15 %. Higher is better; tie
 the larger volume. Departments with no measurable rate are listed unranked.
 
 Hot spots (未诉先办): service × district pairs whose count on one day is improbably high
-for a Poisson count with the pair's trailing daily mean (default: the previous 28
-days), see :func:`find_hotspots`.
+given the pair's trailing level (default: the previous 28 days), the kind of day it is
+(working days are busier than weekends and holidays) and how much daily counts vary
+beyond chance, see :func:`find_hotspots` and :func:`baseline_shape`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
@@ -71,6 +72,10 @@ BASELINE_DAYS = 28
 # pairs averaging up to ~20 a day (docs/decisions/0015-places-and-hotspots.md).
 HOTSPOT_ALPHA = 1e-5
 HOTSPOT_MIN_COUNT = 5
+# Day kinds are weighed with half an average day's worth of prior, so a kind seen on
+# few baseline days (a holiday) moves the expectation only as far as the data allow.
+DAY_KIND_PRIOR = 0.5
+MAX_DISPERSION = 10.0
 SATISFIED = (1, 2)
 
 # Composite ranking weights (see the module docstring).
@@ -651,14 +656,82 @@ def poisson_sf(k: int, mean: float) -> float:
     return max(0.0, 1.0 - math.fsum(pmf(i) for i in range(k)))
 
 
+def count_sf(k: int, mean: float, dispersion: float = 1.0) -> float:
+    """P(X ≥ k) for a count with this mean and variance ``dispersion`` × mean: Poisson at
+    1, else negative binomial (size mean ÷ (dispersion − 1), success probability
+    1 ÷ dispersion), whose tail is a regularised incomplete beta function."""
+    if dispersion <= 1.0 + 1e-9 or k <= 0 or mean <= 0:
+        return poisson_sf(k, mean)
+    from scipy.special import betainc
+
+    size = mean / (dispersion - 1.0)
+    return float(betainc(k, size, 1.0 - 1.0 / dispersion))
+
+
+@dataclass(frozen=True)
+class BaselineShape:
+    """How the baseline days differ from a flat Poisson: ``exposure`` is the baseline in
+    average days' worth of volume (the days' weights summed), ``today`` the scanned
+    day's weight (1.0 = an average day) and ``dispersion`` how many times a pair's daily
+    counts vary more than Poisson (1.0 = not at all)."""
+
+    exposure: float
+    today: float = 1.0
+    dispersion: float = 1.0
+
+
+def baseline_shape(
+    daily: Mapping[K, Sequence[int]], kinds: Sequence[bool], today_kind: bool
+) -> BaselineShape:
+    """Fit the baseline's shape from each pair's daily counts over the baseline days
+    (oldest first) and each day's kind (True: a working day in the business calendar,
+    so weekends, holidays and make-up working days count as what they are).
+
+    The weight of a kind of day is its mean volume over all pairs against the average
+    day, with :data:`DAY_KIND_PRIOR` average days of prior. Dispersion is the Pearson
+    statistic of the pairs busy enough to tell (at least one a day on average) over
+    its degrees of freedom, pooled across those pairs, between 1 and
+    :data:`MAX_DISPERSION`."""
+    days = len(kinds)
+    if days == 0:
+        raise ValueError("the baseline needs at least one day")
+    volume = [0.0] * days
+    for series in daily.values():
+        for i, n in enumerate(series):
+            volume[i] += n
+    average = sum(volume) / days
+    weight = {True: 1.0, False: 1.0}
+    if average > 0:
+        for kind in (True, False):
+            on = [v for v, k in zip(volume, kinds, strict=True) if k == kind]
+            prior = DAY_KIND_PRIOR * average
+            weight[kind] = (sum(on) + prior) / (len(on) + DAY_KIND_PRIOR) / average
+        scale = days / sum(weight[k] for k in kinds)  # the average baseline day weighs 1
+        weight = {kind: w * scale for kind, w in weight.items()}
+    weights = [weight[k] for k in kinds]
+    exposure = sum(weights)
+    pearson, freedom = 0.0, 0
+    for series in daily.values():
+        total = sum(series)
+        if total < days:
+            continue  # too sparse to tell variation from chance
+        rate = total / exposure
+        for n, w in zip(series, weights, strict=True):
+            expected = rate * w
+            pearson += (n - expected) ** 2 / expected
+        freedom += days - 1
+    dispersion = min(max(pearson / freedom, 1.0), MAX_DISPERSION) if freedom else 1.0
+    return BaselineShape(exposure, weight[today_kind], dispersion)
+
+
 @dataclass(frozen=True)
 class HotspotHit(Generic[K]):
     key: K
     count: int
     baseline_mean: float  # mean daily count over the baseline days
-    expected: float  # the Poisson mean tested against (the baseline, smoothed)
+    expected: float  # the mean tested against (the baseline, smoothed, for this day)
     ratio: float  # count ÷ expected
-    p_value: float  # P(X ≥ count) under Poisson(expected)
+    p_value: float  # P(X ≥ count) for a count with that mean and the baseline's spread
 
 
 def find_hotspots(
@@ -668,23 +741,27 @@ def find_hotspots(
     *,
     alpha: float = HOTSPOT_ALPHA,
     min_count: int = HOTSPOT_MIN_COUNT,
+    shape: BaselineShape | None = None,
 ) -> list[HotspotHit[K]]:
     """Keys whose count on the day is improbably high given their trailing baseline.
 
     ``baseline_totals`` holds each key's total over the ``baseline_days`` before the day.
-    The expected daily count is (total + ½) ÷ days, so a pair never seen before still has
-    a small positive mean. A key is flagged when its count is at least ``min_count`` and
-    P(X ≥ count) < ``alpha`` for X ~ Poisson(expected). Most improbable first.
+    The expected count is (total + ½) ÷ the baseline's exposure × the day's weight (with
+    no ``shape``: ÷ days, every day alike), so a pair never seen before still has a
+    small positive mean. A key is flagged when its count is at least ``min_count`` and
+    P(X ≥ count) < ``alpha`` for a count with that mean and the shape's dispersion
+    (Poisson when none). Most improbable first.
     """
     if baseline_days <= 0:
         raise ValueError("baseline_days must be positive")
+    shape = shape or BaselineShape(float(baseline_days))
     hits = []
     for key, count in day_counts.items():
         if count < min_count:
             continue
         total = baseline_totals.get(key, 0)
-        expected = (total + 0.5) / baseline_days
-        p = poisson_sf(count, expected)
+        expected = (total + 0.5) / shape.exposure * shape.today
+        p = count_sf(count, expected, shape.dispersion)
         if p < alpha:
             hits.append(
                 HotspotHit(
@@ -722,10 +799,22 @@ class HotspotScan:
     alpha: float
     min_count: int
     items: list[Hotspot] = field(default_factory=list)
+    day_weight: float = 1.0  # the day's expected volume against an average baseline day
+    dispersion: float = 1.0  # daily counts' variance ÷ mean over the baseline (1: Poisson)
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=tz)
+
+
+def _in_pairs(principal: Principal, f: Filters, start: datetime, end: datetime) -> list[Any]:
+    return [
+        Ticket.created_at >= start,
+        Ticket.created_at < end,
+        Ticket.service_id.is_not(None),
+        Ticket.district_id.is_not(None),
+        *_matching(principal, f),
+    ]
 
 
 async def _pair_counts(
@@ -734,17 +823,36 @@ async def _pair_counts(
     rows = (
         await session.execute(
             select(Ticket.service_id, Ticket.district_id, func.count())
-            .where(
-                Ticket.created_at >= start,
-                Ticket.created_at < end,
-                Ticket.service_id.is_not(None),
-                Ticket.district_id.is_not(None),
-                *_matching(principal, f),
-            )
+            .where(*_in_pairs(principal, f, start, end))
             .group_by(Ticket.service_id, Ticket.district_id)
         )
     ).all()
     return {(s, d): int(n) for s, d, n in rows if s is not None and d is not None}
+
+
+async def _pair_days(
+    session: AsyncSession, principal: Principal, f: Filters, days: list[date], tz: ZoneInfo
+) -> dict[tuple[int, int], list[int]]:
+    """Each pair's count on each of ``days`` (consecutive local days, oldest first)."""
+    start, end = local_midnight(days[0], tz), local_midnight(days[-1] + timedelta(days=1), tz)
+    bucket = _day_bucket(dialect_name(session), tz).label("bucket")
+    rows = (
+        await session.execute(
+            select(Ticket.service_id, Ticket.district_id, bucket, func.count())
+            .where(*_in_pairs(principal, f, start, end))
+            .group_by(Ticket.service_id, Ticket.district_id, bucket)
+        )
+    ).all()
+    out: dict[tuple[int, int], list[int]] = {}
+    for service_id, district_id, value, n in rows:
+        at = (_local_day(value, tz) - days[0]).days
+        if service_id is not None and district_id is not None and 0 <= at < len(days):
+            out.setdefault((service_id, district_id), [0] * len(days))[at] += int(n)
+    return out
+
+
+def _weekday(d: date) -> bool:
+    return d.weekday() < 5
 
 
 async def hotspots(
@@ -758,18 +866,27 @@ async def hotspots(
     baseline_days: int = BASELINE_DAYS,
     alpha: float = HOTSPOT_ALPHA,
     min_count: int = HOTSPOT_MIN_COUNT,
+    working_day: Callable[[date], bool] = _weekday,
 ) -> HotspotScan:
     """Hot spots on ``day`` (default: the period's last local day), under the same
-    department, service, channel and district filters as the rest of the report."""
+    department, service, channel and district filters as the rest of the report.
+    ``working_day`` tells the business calendar's working days (default Monday to
+    Friday) from the rest: they are weighed apart in the baseline."""
     day = day or f.end.astimezone(tz).date()
     start, end = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
-    since = local_midnight(day - timedelta(days=baseline_days), tz)
     today = await _pair_counts(session, principal, f, start, end)
     scan = HotspotScan(day, baseline_days, alpha, min_count)
     if not any(n >= min_count for n in today.values()):
         return scan
-    baseline = await _pair_counts(session, principal, f, since, start)
-    for hit in find_hotspots(today, baseline, baseline_days, alpha=alpha, min_count=min_count):
+    days = [day - timedelta(days=baseline_days - i) for i in range(baseline_days)]
+    daily = await _pair_days(session, principal, f, days, tz)
+    shape = baseline_shape(daily, [working_day(d) for d in days], working_day(day))
+    scan.day_weight, scan.dispersion = round(shape.today, 3), round(shape.dispersion, 3)
+    baseline = {pair: sum(counts) for pair, counts in daily.items()}
+    hits = find_hotspots(
+        today, baseline, baseline_days, alpha=alpha, min_count=min_count, shape=shape
+    )
+    for hit in hits:
         service_id, district_id = hit.key
         s = cat.service_by_id.get(service_id)
         d = cat.district_by_id.get(district_id)
@@ -817,6 +934,7 @@ async def report(
     baseline_days: int = BASELINE_DAYS,
     alpha: float = HOTSPOT_ALPHA,
     min_count: int = HOTSPOT_MIN_COUNT,
+    working_day: Callable[[date], bool] = _weekday,
 ) -> Report:
     t = await totals(session, principal, f)
     return Report(
@@ -837,6 +955,7 @@ async def report(
             baseline_days=baseline_days,
             alpha=alpha,
             min_count=min_count,
+            working_day=working_day,
         ),
     )
 

@@ -119,6 +119,7 @@ async def _build(
         rt.settings.tz,
         hotspot_day=q.day,
         baseline_days=q.baseline_days,
+        working_day=(await rt.calendar()).is_working_day,
     )
 
 

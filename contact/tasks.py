@@ -300,10 +300,13 @@ async def hotspot_scan_async(rt: Runtime, *, now: datetime | None = None) -> int
     tz = rt.settings.tz
     day = now.astimezone(tz).date()
     catalogue = await rt.catalogue()
+    calendar = await rt.calendar()
     announced = 0
     async with rt.db.session() as s:
         window = reports.Filters(start=reports.local_midnight(day, tz), end=now)
-        scan = await reports.hotspots(s, SYSTEM, window, catalogue, tz, day=day)
+        scan = await reports.hotspots(
+            s, SYSTEM, window, catalogue, tz, day=day, working_day=calendar.is_working_day
+        )
         for hit in scan.items:
             service = catalogue.services.get(hit.service)
             district = catalogue.districts.get(hit.district)

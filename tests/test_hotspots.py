@@ -17,7 +17,14 @@ from sqlalchemy import func, select
 
 from contact import tasks
 from contact.models import Channel, HotspotAlert, Ticket, TicketKind, TicketStatus
-from contact.reports import HOTSPOT_ALPHA, HOTSPOT_MIN_COUNT, find_hotspots
+from contact.reports import (
+    HOTSPOT_ALPHA,
+    HOTSPOT_MIN_COUNT,
+    baseline_shape,
+    count_sf,
+    find_hotspots,
+    poisson_sf,
+)
 from contact.runtime import Runtime
 from tests.conftest import login
 from tests.test_statistics import poisson
@@ -37,18 +44,51 @@ def city(seed: int) -> dict[tuple[int, int], float]:
 
 
 def history(
-    means: dict[tuple[int, int], float], days: int, rng: random.Random
+    means: dict[tuple[int, int], float],
+    days: int,
+    rng: random.Random,
+    *,
+    weekend: float = 1.0,
+    burst: float | None = None,
 ) -> dict[tuple[int, int], list[int]]:
-    return {pair: [poisson(rng, m) for _ in range(days)] for pair, m in means.items()}
+    """Daily counts from day 0, a Monday. With ``weekend`` < 1 Saturdays and Sundays are
+    that much quieter than working days (the week's mean stays the pair's); with
+    ``burst`` each day's rate is the mean times a gamma variable of that shape (mean 1,
+    variance 1/burst): busy and quiet days beyond chance, as weather and news make them."""
+    scale = 7 / (5 + 2 * weekend)
+
+    def rate(m: float, day: int) -> float:
+        r = m * scale * (1.0 if day % 7 < 5 else weekend)
+        return r * rng.gammavariate(burst, 1 / burst) if burst else r
+
+    return {pair: [poisson(rng, rate(m, i)) for i in range(days)] for pair, m in means.items()}
+
+
+def working(day: int) -> bool:
+    return day % 7 < 5
 
 
 def scan_day(
-    counts: dict[tuple[int, int], list[int]], day: int, alpha: float = HOTSPOT_ALPHA
+    counts: dict[tuple[int, int], list[int]],
+    day: int,
+    alpha: float = HOTSPOT_ALPHA,
+    *,
+    shaped: bool = True,
 ) -> list[Any]:
-    """Day ``day`` against the 28 days before it."""
+    """Day ``day`` against the 28 days before it, as the scan does (working days and
+    the rest weighed apart, dispersion from the baseline); ``shaped=False``: a flat
+    Poisson mean, every day alike."""
     today = {p: c[day] for p, c in counts.items()}
     baseline = {p: sum(c[day - BASELINE : day]) for p, c in counts.items()}
-    return find_hotspots(today, baseline, BASELINE, alpha=alpha)
+    shape = None
+    if shaped:
+        days = range(day - BASELINE, day)
+        shape = baseline_shape(
+            {p: c[day - BASELINE : day] for p, c in counts.items()},
+            [working(d) for d in days],
+            working(day),
+        )
+    return find_hotspots(today, baseline, BASELINE, alpha=alpha, shape=shape)
 
 
 # ------------------------------------------------------------------ the test itself
@@ -96,6 +136,67 @@ class TestSpikeAndOrdinaryWeeks:
 
     def test_the_thresholds(self) -> None:
         assert HOTSPOT_ALPHA == 1e-5 and HOTSPOT_MIN_COUNT == 5
+
+
+class TestBusyDaysAndBurstyCounts:
+    """Real counts are not flat Poisson: weekends are quieter and some days busier than
+    chance allows. The baseline weighs working days apart and measures the spread."""
+
+    def test_a_city_with_quiet_weekends_and_bursty_days_raises_few_false_alarms(self) -> None:
+        rng = random.Random(31)
+        weeks, alarmed, alarmed_flat = 60, 0, 0
+        for w in range(weeks):
+            counts = history(city(w), BASELINE + 7, rng, weekend=0.45, burst=4.0)
+            days = range(BASELINE, BASELINE + 7)
+            alarmed += any(scan_day(counts, d) for d in days)
+            alarmed_flat += any(scan_day(counts, d, shaped=False) for d in days)
+        assert alarmed / weeks <= 0.1, alarmed
+        assert alarmed_flat / weeks >= 0.8, alarmed_flat  # a flat Poisson cries wolf
+
+    @pytest.mark.parametrize(("weekend", "burst"), [(1.0, None), (0.45, None), (0.45, 4.0)])
+    def test_thirty_extra_complaints_still_stand_out(
+        self, weekend: float, burst: float | None
+    ) -> None:
+        rng = random.Random(12)
+        found = 0
+        for t in range(40):
+            means = city(t)
+            means[(0, 0)] = 2.0
+            counts = history(means, BASELINE + 1, rng, weekend=weekend, burst=burst)
+            counts[(0, 0)][BASELINE] += 30
+            found += (0, 0) in [h.key for h in scan_day(counts, BASELINE)]
+        assert found >= 38, found
+
+    def test_working_days_and_the_rest_are_weighed_apart(self) -> None:
+        counts = history(city(4), BASELINE, random.Random(2), weekend=0.4)
+        kinds = [working(d) for d in range(BASELINE)]
+        workday = baseline_shape(counts, kinds, True)
+        sunday = baseline_shape(counts, kinds, False)
+        assert workday.exposure == pytest.approx(sunday.exposure)
+        assert 1.05 < workday.today < 1.3 and 0.35 < sunday.today < 0.65
+        # Weighed days add up to the baseline's length in average days.
+        assert workday.exposure == pytest.approx(BASELINE, rel=0.01)
+        assert workday.dispersion < 1.2  # weekday effect accounted for: Poisson again
+
+    def test_the_spread_is_measured(self) -> None:
+        calm = history(city(5), BASELINE, random.Random(3))
+        bursty = history(city(5), BASELINE, random.Random(3), burst=2.0)
+        kinds = [True] * BASELINE
+        assert baseline_shape(calm, kinds, True).dispersion < 1.15
+        assert baseline_shape(bursty, kinds, True).dispersion > 2.0
+        assert baseline_shape({}, kinds, True).dispersion == 1.0  # nothing to measure
+
+    def test_the_tail_of_a_spread_out_count(self) -> None:
+        from scipy.stats import nbinom
+
+        for k, mean in [(5, 2.0), (12, 3.5), (40, 6.0), (3, 0.2)]:
+            assert count_sf(k, mean, 1.0) == poisson_sf(k, mean)
+            for dispersion in (1.5, 3.0):
+                size = mean / (dispersion - 1)
+                reference = nbinom.sf(k - 1, size, 1 / dispersion)
+                assert count_sf(k, mean, dispersion) == pytest.approx(reference, rel=1e-9)
+                assert count_sf(k, mean, dispersion) > poisson_sf(k, mean)
+        assert count_sf(0, 3.0, 2.0) == 1.0
 
 
 # ------------------------------------------------------------------ the periodic scan
@@ -242,3 +343,46 @@ class TestTheScan:
             return announced + stored
 
         assert client.portal.call(go) == 0  # type: ignore[union-attr]
+
+    def test_a_make_up_working_sunday_is_weighed_as_a_working_day(self, client: TestClient) -> None:
+        """2026-09-20 is a Sunday worked in exchange for the National Day break (调休).
+        Street lights are reported about 14 times on a working day and twice on other
+        days; 15 reports that Sunday are an ordinary working day's, not a hot spot — as
+        they would be if Sundays were always days off."""
+        from contact import reports
+        from contact.principal import SYSTEM
+
+        rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        now = datetime(2026, 9, 20, 15, 0, tzinfo=TZ)
+        rng = random.Random(11)
+
+        async def go() -> tuple[int, list[str]]:
+            cat = await rt.catalogue()
+            calendar = await rt.calendar()
+            assert calendar.is_working_day(now.date()) and now.weekday() == 6
+            rows = []
+            for back in range(BASELINE, 0, -1):
+                midnight = (now - timedelta(days=back)).replace(hour=0)
+                mean = 14.0 if calendar.is_working_day(midnight.date()) else 2.0
+                for _ in range(poisson(rng, mean)):
+                    at = midnight + timedelta(hours=rng.uniform(8, 18))
+                    rows.append(ticket(cat, at, "street-light", "dh"))
+            midnight = now.replace(hour=0)
+            rows += [
+                ticket(cat, midnight + timedelta(hours=8, minutes=25 * i), "street-light", "dh")
+                for i in range(15)
+            ]
+            async with rt.db.session() as s:
+                s.add_all(rows)
+                await s.commit()
+            announced = await tasks.hotspot_scan_async(rt, now=now)
+            window = reports.Filters(start=midnight, end=now)
+            async with rt.db.session() as s:
+                weekdays_only = await reports.hotspots(
+                    s, SYSTEM, window, cat, TZ, day=now.date(), working_day=reports._weekday
+                )
+            return announced, [h.service for h in weekdays_only.items]
+
+        announced, if_sundays_were_off = client.portal.call(go)  # type: ignore[union-attr]
+        assert announced == 0
+        assert if_sundays_were_off == ["street-light"]
