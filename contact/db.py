@@ -7,6 +7,7 @@ The application talks to the database through SQLAlchemy's asyncio layer
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -63,9 +64,48 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+_STOP_ASKED = "_contact_stop_asked"
+
+
+def _stop_once() -> None:
+    """Make aiosqlite's ``Connection.stop()`` answer a second call with the first one's
+    future.
+
+    Each aiosqlite connection runs its calls on a worker thread, which ends when it
+    reaches a stop request. When a query is cancelled (a request dropped, a shutdown),
+    SQLAlchemy closes the connection gracefully and, if that is interrupted, stops it;
+    ``close()`` itself ends with another ``stop()`` and waits for it. A request queued
+    behind the first stop is never run, so that wait never ends and the process hangs
+    at shutdown. The second call now returns the first stop's future (done once the
+    thread has stopped) instead of queueing work nobody will run."""
+    try:
+        from aiosqlite.core import Connection
+    except ImportError:  # pragma: no cover - aiosqlite comes with the package
+        return
+    original = getattr(Connection, "stop", None)
+    if original is None or getattr(original, "once", False):
+        return
+
+    def stop(self: Any) -> asyncio.Future[Any] | None:
+        if _STOP_ASKED in self.__dict__:
+            first: asyncio.Future[Any] | None = self.__dict__[_STOP_ASKED]
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            return first if first is not None and first.get_loop() is loop else None
+        first = original(self)
+        self.__dict__[_STOP_ASKED] = first
+        return first  # type: ignore[no-any-return]
+
+    stop.once = True  # type: ignore[attr-defined]
+    Connection.stop = stop  # type: ignore[method-assign]
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     ensure_sqlite_dir(url)
     if _is_sqlite(url):
+        _stop_once()
         engine = create_async_engine(async_url(url))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -146,3 +146,29 @@ def test_only_errors_that_end_the_session_discard_the_connection() -> None:
     assert _connection_lost(ConnectionResetError(), live)
     assert not _connection_lost(pg.UniqueViolationError("duplicate key"), live)
     assert not _connection_lost(pg.PostgresSyntaxError("syntax error"), live)
+
+
+def test_a_connection_stopped_while_closing_still_closes(tmp_path: Any) -> None:
+    """SQLAlchemy stops an aiosqlite connection whose graceful close was interrupted
+    (a cancelled query); close() then asks to stop again and waits. Before the fix that
+    second request queued behind the first stop was never run and shutdown hung."""
+    import aiosqlite
+
+    from contact.db import make_engine
+
+    make_engine(f"sqlite:///{tmp_path / 'engine.db'}")  # SQLite engines get the fix
+
+    async def go() -> str:
+        conn = await aiosqlite.connect(tmp_path / "x.db")
+        await conn.execute("CREATE TABLE t (n INTEGER)")
+        closing = asyncio.ensure_future(conn.close())
+        await asyncio.sleep(0)  # close() has queued its work
+        conn.stop()  # SQLAlchemy's forced stop, queued behind it
+        try:
+            await asyncio.wait_for(closing, 5)
+        except TimeoutError:
+            return "close() never returned"
+        await asyncio.wait_for(asyncio.shield(conn.stop() or asyncio.sleep(0)), 5)
+        return "closed"
+
+    assert asyncio.run(go()) == "closed"
