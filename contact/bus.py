@@ -45,7 +45,8 @@ PENDING_KEY = "contact.bus.pending"
 
 @dataclass(frozen=True)
 class Audience:
-    """Who may see an event: by department, or supervisors only."""
+    """Who may see an event: a department (and everyone who sees all departments),
+    supervisors only, or — both given — supervisors and that department's own staff."""
 
     department: str | None = None
     supervisors_only: bool = False
@@ -61,7 +62,12 @@ class Viewer:
 
     def may_see(self, msg: BusMessage) -> bool:
         if msg.supervisors_only and not self.supervisor:
-            return False
+            # addressed to supervisors and one department: its own staff see it too
+            return (
+                not self.all_departments
+                and msg.department is not None
+                and msg.department in self.departments
+            )
         if self.all_departments:
             return True
         return msg.department is not None and msg.department in self.departments

@@ -61,7 +61,7 @@ from contact.db import dialect_name
 from contact.errors import NotFound, field_error
 from contact.models import Channel, Ticket
 from contact.principal import Principal
-from contact.routing import Catalogue
+from contact.routing import Catalogue, ServiceInfo
 
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
@@ -801,6 +801,16 @@ class HotspotScan:
     items: list[Hotspot] = field(default_factory=list)
     day_weight: float = 1.0  # the day's expected volume against an average baseline day
     dispersion: float = 1.0  # daily counts' variance ÷ mean over the baseline (1: Poisson)
+
+
+def hotspot_owner(catalogue: Catalogue, service: ServiceInfo, district: str) -> str:
+    """The department that can act on a hot spot: for a territorial service the bureau's
+    office in the district (its bureau sees it too), otherwise the service's department."""
+    if service.territorial:
+        for code in catalogue.children.get(service.department, ()):
+            if catalogue.departments[code].district == district:
+                return code
+    return service.department
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:

@@ -14,11 +14,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from contact import export, reports
 from contact.deps import CurrentPrincipal, DbSession, RuntimeDep
 from contact.errors import ErrorBody, Forbidden
 from contact.lifecycle import Actor
+from contact.models import HotspotAlert, utcnow
 from contact.principal import Principal
 
 router = APIRouter(
@@ -251,6 +253,68 @@ async def stats_report(
     created in the period (default: the last 30 days) that match every filter."""
     rep = await _build(rt, session, principal, q)
     return report_read(rep, rt.settings.TIMEZONE)
+
+
+class AnnouncedHotspot(BaseModel):
+    day: date
+    service: str
+    service_name_zh: str
+    service_name_en: str
+    district: str
+    district_name_zh: str
+    district_name_en: str
+    department: str  # the department to act on it
+    count: int
+    expected: float
+    p_value: float
+    announced_at: datetime
+
+
+@router.get("/hotspots", response_model=list[AnnouncedHotspot])
+async def announced_hotspots(
+    rt: RuntimeDep,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    day: Annotated[date | None, Query(description="local day; default today")] = None,
+) -> list[AnnouncedHotspot]:
+    """The hot spots announced (``hotspot.detected``) on a day, most improbable first. A
+    department user sees those its departments are to act on."""
+    require_stats_reader(principal)
+    cat = await rt.catalogue()
+    day = day or utcnow().astimezone(rt.settings.tz).date()
+    rows = (
+        await session.execute(
+            select(HotspotAlert)
+            .where(HotspotAlert.day == day)
+            .order_by(HotspotAlert.p_value, HotspotAlert.id)
+        )
+    ).scalars()
+    out = []
+    for alert in rows:
+        service = cat.service_by_id.get(alert.service_id)
+        district = cat.district_by_id.get(alert.district_id)
+        if service is None or district is None:
+            continue  # retired from the catalogue
+        owner = reports.hotspot_owner(cat, service, district.code)
+        if not principal.sees_all and owner not in principal.scope:
+            continue
+        out.append(
+            AnnouncedHotspot(
+                day=alert.day,
+                service=service.code,
+                service_name_zh=service.name_zh,
+                service_name_en=service.name_en,
+                district=district.code,
+                district_name_zh=district.name_zh,
+                district_name_en=district.name_en,
+                department=owner,
+                count=alert.count,
+                expected=alert.expected,
+                p_value=alert.p_value,
+                announced_at=alert.created_at,
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------------------ exports

@@ -28,7 +28,6 @@ from contact.models import (
     utcnow,
 )
 from contact.principal import SYSTEM
-from contact.routing import Catalogue, ServiceInfo
 from contact.runtime import Runtime
 from contact.sla import sla_state
 
@@ -277,16 +276,6 @@ async def kiosk_scan_async(rt: Runtime) -> int:
 # ---------------------------------------------------------------- hot spots
 
 
-def hotspot_owner(catalogue: Catalogue, service: ServiceInfo, district: str) -> str:
-    """The department that can act on a hot spot: for a territorial service the bureau's
-    office in the district (its bureau sees it too), otherwise the service's department."""
-    if service.territorial:
-        for code in catalogue.children.get(service.department, ()):
-            if catalogue.departments[code].district == district:
-                return code
-    return service.department
-
-
 def hotspot_scan() -> int:
     return _run(hotspot_scan_async(RUNTIME))  # type: ignore[arg-type]
 
@@ -294,8 +283,9 @@ def hotspot_scan() -> int:
 async def hotspot_scan_async(rt: Runtime, *, now: datetime | None = None) -> int:
     """Today's hot spots (local day) over every ticket; each new one is stored in
     ``hotspot_alerts`` and announced with ``hotspot.detected`` to the supervisors and the
-    owning department. Insert-once on (day, service, district): a second scan, another
-    process or a retry never announces it twice."""
+    owning department (not to agents: it is the department's to act on). Insert-once on
+    (day, service, district): a second scan, another process or a retry never announces
+    it twice."""
     now = now or utcnow()
     tz = rt.settings.tz
     day = now.astimezone(tz).date()
@@ -326,11 +316,12 @@ async def hotspot_scan_async(rt: Runtime, *, now: datetime | None = None) -> int
             )
             if (await s.execute(stmt, row)).scalar_one_or_none() is None:
                 continue  # announced already
-            owner = hotspot_owner(catalogue, service, district.code)
+            owner = reports.hotspot_owner(catalogue, service, district.code)
             # The hit's codes, names and counts, as the scan found them.
             found = {k: v for k, v in asdict(hit).items() if k in HotspotEvent.model_fields}
             event = HotspotEvent(day=day.isoformat(), department=owner, **found)
-            await bus.record(s, event, bus.Audience(department=owner))
+            audience = bus.Audience(department=owner, supervisors_only=True)
+            await bus.record(s, event, audience)
             announced += 1
         await rt.commit(s)
     if announced:

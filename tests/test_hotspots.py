@@ -314,6 +314,23 @@ class TestTheScan:
         assert [m["district"] for m in replay("cgj-jb-clerk")] == ["jb"]  # the owner
         assert replay("zjj-jb-clerk") == []  # another department in the same district
         assert replay("cgj-dh-clerk") == []  # the same bureau elsewhere
+        assert replay("agent1") == []  # the department's to act on, not the agents'
+
+        # the day's announced hot spots, as each may see them
+        def announced(who: str) -> Any:
+            return client.get(
+                "/api/v1/stats/hotspots", params={"day": "2025-06-10"}, headers=login(client, who)
+            )
+
+        (listed,) = announced("supervisor1").json()
+        assert listed["department"] == "cgj-jb" and listed["count"] == alert.count
+        assert listed["service_name_zh"] and listed["district_name_en"]
+        assert [h["district"] for h in announced("cgj-jb-clerk").json()] == ["jb"]
+        assert announced("zjj-jb-clerk").json() == []
+        assert announced("agent1").status_code == 403
+        assert (
+            client.get("/api/v1/stats/hotspots", headers=login(client, "supervisor1")).json() == []
+        )
 
         # the supervisor statistics list it too
         r = client.get(

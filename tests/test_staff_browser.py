@@ -310,6 +310,57 @@ class TestTheLoopInTheBrowser:
         )
 
 
+@pytest.fixture
+def hot_spot_today(settings: Settings) -> Settings:
+    """Four weeks of about two garbage complaints a day in Jiangbei, then 30 in the last
+    minute, and the hot-spot scan run: a hot spot announced today."""
+    import random
+    from datetime import timedelta
+
+    from contact import tasks
+    from contact.models import utcnow
+    from tests.conftest import with_runtime
+    from tests.test_hotspots import poisson, ticket
+
+    rng = random.Random(4)
+
+    async def go(rt: Any) -> int:
+        cat = await rt.catalogue()
+        now = utcnow()
+        rows = [
+            ticket(cat, now - timedelta(days=day, hours=rng.uniform(0, 20)), "garbage", "jb")
+            for day in range(1, 29)
+            for _ in range(poisson(rng, 2.0))
+        ]
+        rows += [ticket(cat, now - timedelta(seconds=i + 1), "garbage", "jb") for i in range(30)]
+        async with rt.db.session() as s:
+            s.add_all(rows)
+            await s.commit()
+        return await tasks.hotspot_scan_async(rt, now=now)
+
+    assert with_runtime(settings, go) == 1
+    return settings
+
+
+class TestHotSpots:
+    def test_the_department_to_act_sees_todays_hot_spot_on_its_workbench(
+        self, hot_spot_today: Settings, live: LiveServer, browser: Any, shots: Any
+    ) -> None:
+        clerk = sign_in(browser, live, "cgj-jb-clerk")
+        line = clerk.locator('#dept-hotspots li[data-service="garbage"][data-district="jb"]')
+        line.wait_for()
+        assert "江北区" in line.inner_text()
+        assert int(line.locator(".num").inner_text()) >= 30
+        assert line.locator("a").get_attribute("href") == (
+            "/supervisor/stats?service=garbage&district=jb"
+        )
+        shots(clerk, "dept-hotspots")
+        # Another department in the same district has nothing to act on.
+        other = sign_in(browser, live, "zjj-jb-clerk")
+        other.locator("#dept-hotspots li.muted").wait_for()
+        assert other.locator("#dept-hotspots li[data-service]").count() == 0
+
+
 class TestCalls:
     def test_taking_the_next_caller_pops_their_history_at_once(
         self, live: LiveServer, browser: Any, shots: Any

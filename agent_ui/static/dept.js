@@ -1,8 +1,9 @@
-// The department workbench: the inbox by deadline, accept, return, extension, progress, resolve.
+// The department workbench: the inbox by deadline, accept, return, extension, progress,
+// resolve; and the hot spots the department is to act on today.
 "use strict";
 
 (() => {
-  const { T, toast, api, Live, shortcut, actionKey, TicketList, renderTicket } = Staff;
+  const { T, toast, api, Live, shortcut, actionKey, TicketList, renderTicket, HotspotList } = Staff;
   const detail = document.getElementById("detail");
   let current = null;
 
@@ -23,10 +24,18 @@
     renderTicket(detail, current, {});
   }
 
+  const hotspots = new HotspotList(document.getElementById("dept-hotspots"));
+  async function loadHotspots() {
+    try {
+      hotspots.set(await api("GET", "/api/v1/stats/hotspots"));
+    } catch (e) { toast(`${T.error}: ${e.message}`, true); }
+  }
+
   const live = new Live((msg) => {
+    if (msg.type === "hotspot.detected") { hotspots.add(msg); return; }
     inbox.refresh();
     if (current && msg.reference === current.reference) openTicket(current.reference);
-  }, () => inbox.refresh());
+  }, () => { inbox.refresh(); loadHotspots(); });
 
   document.addEventListener("acted", () => { inbox.refresh(); if (current) openTicket(current.reference); });
   shortcut("j", "↓", () => inbox.move(1));
@@ -38,4 +47,5 @@
   actionKey("r", "resolve");
   live.start();
   inbox.load().catch((e) => toast(`${T.error}: ${e.message}`, true));
+  loadHotspots();
 })();

@@ -477,5 +477,44 @@ const Staff = (() => {
     });
   }
 
-  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket };
+  // Today's hot spots: the ones loaded with the page, then each hotspot.detected as it
+  // comes (with a toast), most improbable first. Each line links to the statistics
+  // filtered to its service and district.
+  class HotspotList {
+    constructor(box) {
+      this.box = box;
+      this.items = new Map();
+    }
+
+    static label(h) {
+      const zh = me.locale === "zh-CN";
+      return `${zh ? h.service_name_zh : h.service_name_en} · ${zh ? h.district_name_zh : h.district_name_en}`;
+    }
+
+    set(list) {
+      for (const h of list) this.items.set(`${h.service}|${h.district}`, h);
+      this.render();
+    }
+
+    add(msg) {
+      this.set([msg]);
+      toast(`${T.hotspot_detected}: ${HotspotList.label(msg)} (${msg.count})`);
+    }
+
+    render() {
+      clear(this.box);
+      const list = [...this.items.values()].sort((a, b) => a.p_value - b.p_value);
+      if (!list.length) this.box.append(el("li", { class: "muted" }, T.hotspot_none));
+      for (const h of list) {
+        const q = new URLSearchParams({ service: h.service, district: h.district });
+        const usual = Number(h.expected).toFixed(h.expected < 1 ? 2 : 1);
+        this.box.append(el("li", { dataset: { service: h.service, district: h.district } },
+          el("a", { href: `/supervisor/stats?${q}` }, HotspotList.label(h)),
+          el("span", { class: "num" }, ` ${h.count}`),
+          el("span", { class: "where" }, ` (${T.hotspot_expected} ${usual}, p ${Number(h.p_value).toExponential(1)})`)));
+      }
+    }
+  }
+
+  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket, HotspotList };
 })();

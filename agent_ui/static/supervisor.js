@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { T, el, clear, toast, when, api, Live, shortcut, actionKey, TicketList, renderTicket, word } = Staff;
+  const { T, el, clear, toast, when, api, Live, shortcut, actionKey, TicketList, renderTicket, word, HotspotList } = Staff;
   const detail = document.getElementById("detail");
   let current = null;
   let tab = "overdue";
@@ -78,33 +78,10 @@
   }
 
   // Hot spots today: the statistics' list once, then each hotspot.detected as it comes.
-  // Each line links to the statistics filtered to its service and district.
-  const hotspots = new Map();
-  function hotspotRows() {
-    const box = clear(document.getElementById("wb-hotspots"));
-    const zh = Staff.me.locale === "zh-CN";
-    const list = [...hotspots.values()].sort((a, b) => a.p_value - b.p_value);
-    if (!list.length) box.append(el("li", { class: "muted" }, T.hotspot_none));
-    for (const h of list) {
-      const q = new URLSearchParams({ service: h.service, district: h.district });
-      box.append(el("li", {},
-        el("a", { href: `/supervisor/stats?${q}` },
-          `${zh ? h.service_name_zh : h.service_name_en} · ${zh ? h.district_name_zh : h.district_name_en}`),
-        el("span", { class: "num" }, ` ${h.count}`),
-        el("span", { class: "where" }, ` (${T.hotspot_expected} ${Number(h.expected).toFixed(h.expected < 1 ? 2 : 1)}, p ${Number(h.p_value).toExponential(1)})`)));
-    }
-  }
-  function hotspotEvent(msg) {
-    hotspots.set(`${msg.service}|${msg.district}`, msg);
-    hotspotRows();
-    const zh = Staff.me.locale === "zh-CN";
-    toast(`${T.hotspot_detected}: ${zh ? msg.service_name_zh : msg.service_name_en} · ${zh ? msg.district_name_zh : msg.district_name_en} (${msg.count})`);
-  }
+  const hotspots = new HotspotList(document.getElementById("wb-hotspots"));
   async function loadHotspots() {
     try {
-      const r = await api("GET", "/api/v1/stats/report");
-      for (const h of r.hotspots.items) hotspots.set(`${h.service}|${h.district}`, h);
-      hotspotRows();
+      hotspots.set((await api("GET", "/api/v1/stats/report")).hotspots.items);
     } catch (e) { toast(`${T.error}: ${e.message}`, true); }
   }
 
@@ -141,7 +118,7 @@
 
   const live = new Live((msg) => {
     if (msg.type === "kiosk.heartbeat" || msg.type === "kiosk.offline") { kioskEvent(msg); return; }
-    if (msg.type === "hotspot.detected") { hotspotEvent(msg); return; }
+    if (msg.type === "hotspot.detected") { hotspots.add(msg); return; }
     refreshAll();
     if (current && msg.reference === current.reference) openTicket(current.reference);
   }, refreshAll);
