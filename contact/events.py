@@ -91,12 +91,10 @@ class KioskEvent(_Event):
     last_seen_at: str | None = None
 
 
-class HotspotEvent(_Event):
-    """``hotspot.detected``: today's count of one service in one district is improbably
-    high against its trailing baseline (counts and catalogue names only, no ticket)."""
+class HotspotFacts(BaseModel):
+    """One hot spot: a service in a district, the department to act on it, and how
+    improbable the day's count is (counts and catalogue names only, no ticket)."""
 
-    type: Literal["hotspot.detected"] = "hotspot.detected"
-    day: str  # the local day, YYYY-MM-DD
     service: str
     service_name_zh: str
     service_name_en: str
@@ -105,9 +103,17 @@ class HotspotEvent(_Event):
     district_name_en: str
     department: str  # the department that owns the service there (it can act)
     count: int
-    expected: float  # the Poisson mean tested against
-    baseline_mean: float
+    expected: float  # the mean tested against
     p_value: float
+
+
+class HotspotEvent(_Event, HotspotFacts):
+    """``hotspot.detected``: today's count of one service in one district is improbably
+    high against its trailing baseline."""
+
+    type: Literal["hotspot.detected"] = "hotspot.detected"
+    day: str  # the local day, YYYY-MM-DD
+    baseline_mean: float
 
 
 class BusMessage(BaseModel):

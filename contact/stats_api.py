@@ -19,6 +19,7 @@ from sqlalchemy import select
 from contact import export, reports
 from contact.deps import CurrentPrincipal, DbSession, RuntimeDep
 from contact.errors import ErrorBody, Forbidden
+from contact.events import HotspotFacts
 from contact.lifecycle import Actor
 from contact.models import HotspotAlert, utcnow
 from contact.principal import Principal
@@ -255,18 +256,8 @@ async def stats_report(
     return report_read(rep, rt.settings.TIMEZONE)
 
 
-class AnnouncedHotspot(BaseModel):
+class AnnouncedHotspot(HotspotFacts):
     day: date
-    service: str
-    service_name_zh: str
-    service_name_en: str
-    district: str
-    district_name_zh: str
-    district_name_en: str
-    department: str  # the department to act on it
-    count: int
-    expected: float
-    p_value: float
     announced_at: datetime
 
 
