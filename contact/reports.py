@@ -76,6 +76,9 @@ HOTSPOT_MIN_COUNT = 5
 # few baseline days (a holiday) moves the expectation only as far as the data allow.
 DAY_KIND_PRIOR = 0.5
 MAX_DISPERSION = 10.0
+# A past day this many standard deviations above what the rest of its baseline expects
+# was an event, not the pair's usual level: it is set aside (counted as expected).
+PAST_EVENT_Z = 5.0
 SATISFIED = (1, 2)
 
 # Composite ranking weights (see the module docstring).
@@ -678,10 +681,11 @@ class BaselineShape:
     exposure: float
     today: float = 1.0
     dispersion: float = 1.0
+    weights: tuple[float, ...] = ()  # each baseline day's weight, oldest first
 
 
 def baseline_shape(
-    daily: Mapping[K, Sequence[int]], kinds: Sequence[bool], today_kind: bool
+    daily: Mapping[K, Sequence[float]], kinds: Sequence[bool], today_kind: bool
 ) -> BaselineShape:
     """Fit the baseline's shape from each pair's daily counts over the baseline days
     (oldest first) and each day's kind (True: a working day in the business calendar,
@@ -721,7 +725,36 @@ def baseline_shape(
             pearson += (n - expected) ** 2 / expected
         freedom += days - 1
     dispersion = min(max(pearson / freedom, 1.0), MAX_DISPERSION) if freedom else 1.0
-    return BaselineShape(exposure, weight[today_kind], dispersion)
+    return BaselineShape(exposure, weight[today_kind], dispersion, tuple(weights))
+
+
+def without_past_events(
+    daily: Mapping[K, Sequence[float]], kinds: Sequence[bool], today_kind: bool
+) -> tuple[dict[K, list[float]], int]:
+    """The baseline with its past events set aside, and how many days were.
+
+    A past hot spot left in the baseline would raise its pair's level and the city's
+    dispersion for four weeks, hiding the next one. A day counts as an event when its
+    count is at least :data:`HOTSPOT_MIN_COUNT` and more than :data:`PAST_EVENT_Z`
+    standard deviations (Poisson × dispersion) above what the pair's other days expect
+    for that kind of day; it is then counted as that expectation."""
+    shape = baseline_shape(daily, kinds, today_kind)
+    cleaned: dict[K, list[float]] = {}
+    set_aside = 0
+    for key, series in daily.items():
+        out = [float(n) for n in series]
+        total = sum(out)
+        for i, (n, w) in enumerate(zip(series, shape.weights, strict=True)):
+            if len(out) < 2:
+                break  # nothing else to compare the day with
+            if n < HOTSPOT_MIN_COUNT:
+                continue
+            expected = (total - n + 0.5) / (shape.exposure - w) * w
+            if n - expected > PAST_EVENT_Z * math.sqrt(shape.dispersion * expected):
+                out[i] = expected
+                set_aside += 1
+        cleaned[key] = out
+    return cleaned, set_aside
 
 
 @dataclass(frozen=True)
@@ -736,7 +769,7 @@ class HotspotHit(Generic[K]):
 
 def find_hotspots(
     day_counts: Mapping[K, int],
-    baseline_totals: Mapping[K, int],
+    baseline_totals: Mapping[K, float],
     baseline_days: int = BASELINE_DAYS,
     *,
     alpha: float = HOTSPOT_ALPHA,
@@ -801,6 +834,7 @@ class HotspotScan:
     items: list[Hotspot] = field(default_factory=list)
     day_weight: float = 1.0  # the day's expected volume against an average baseline day
     dispersion: float = 1.0  # daily counts' variance ÷ mean over the baseline (1: Poisson)
+    past_events: int = 0  # baseline pair-days set aside as events of their own
 
 
 def hotspot_owner(catalogue: Catalogue, service: ServiceInfo, district: str) -> str:
@@ -889,8 +923,11 @@ async def hotspots(
     if not any(n >= min_count for n in today.values()):
         return scan
     days = [day - timedelta(days=baseline_days - i) for i in range(baseline_days)]
-    daily = await _pair_days(session, principal, f, days, tz)
-    shape = baseline_shape(daily, [working_day(d) for d in days], working_day(day))
+    kinds, today_kind = [working_day(d) for d in days], working_day(day)
+    daily, scan.past_events = without_past_events(
+        await _pair_days(session, principal, f, days, tz), kinds, today_kind
+    )
+    shape = baseline_shape(daily, kinds, today_kind)
     scan.day_weight, scan.dispersion = round(shape.today, 3), round(shape.dispersion, 3)
     baseline = {pair: sum(counts) for pair, counts in daily.items()}
     hits = find_hotspots(
