@@ -79,6 +79,9 @@ MAX_DISPERSION = 10.0
 # A past day this many standard deviations above what the rest of its baseline expects
 # was an event, not the pair's usual level: it is set aside (counted as expected).
 PAST_EVENT_Z = 5.0
+# More such days than this in one pair's baseline are how the pair behaves (a weekly
+# batch, say), not events: none of them is set aside.
+PAST_EVENTS_PER_PAIR = 2
 SATISFIED = (1, 2)
 
 # Composite ranking weights (see the module docstring).
@@ -737,13 +740,15 @@ def without_past_events(
     dispersion for four weeks, hiding the next one. A day counts as an event when its
     count is at least :data:`HOTSPOT_MIN_COUNT` and more than :data:`PAST_EVENT_Z`
     standard deviations (Poisson × dispersion) above what the pair's other days expect
-    for that kind of day; it is then counted as that expectation."""
+    for that kind of day; it is then counted as that expectation — unless the pair has
+    more than :data:`PAST_EVENTS_PER_PAIR` such days, which is then its usual rhythm."""
     shape = baseline_shape(daily, kinds, today_kind)
     cleaned: dict[K, list[float]] = {}
     set_aside = 0
     for key, series in daily.items():
         out = [float(n) for n in series]
         total = sum(out)
+        events = {}
         for i, (n, w) in enumerate(zip(series, shape.weights, strict=True)):
             if len(out) < 2:
                 break  # nothing else to compare the day with
@@ -751,8 +756,11 @@ def without_past_events(
                 continue
             expected = (total - n + 0.5) / (shape.exposure - w) * w
             if n - expected > PAST_EVENT_Z * math.sqrt(shape.dispersion * expected):
+                events[i] = expected
+        if len(events) <= PAST_EVENTS_PER_PAIR:
+            for i, expected in events.items():
                 out[i] = expected
-                set_aside += 1
+            set_aside += len(events)
         cleaned[key] = out
     return cleaned, set_aside
 

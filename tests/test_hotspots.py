@@ -216,6 +216,17 @@ class TestBusyDaysAndBurstyCounts:
         assert found >= 36 and found_raw <= 8, (found, found_raw)
         assert min(aside) >= 2 and sum(aside) / len(aside) < 2.5  # the two, rarely more
 
+    def test_a_pairs_own_rhythm_is_not_set_aside(self) -> None:
+        """Five complaints every Monday and hardly any otherwise is how that pair
+        behaves: the Mondays stay in its baseline, and the next Monday is no hot spot."""
+        counts = history(city(6), BASELINE + 1, random.Random(8))
+        counts[(2, 2)] = [5 if d % 7 == 0 else 0 for d in range(BASELINE + 1)]
+        kinds = [working(d) for d in range(BASELINE)]
+        daily = {p: [float(n) for n in c[:BASELINE]] for p, c in counts.items()}
+        cleaned, _ = without_past_events(daily, kinds, True)
+        assert cleaned[(2, 2)] == daily[(2, 2)]
+        assert (2, 2) not in [h.key for h in scan_day(counts, BASELINE)]
+
     def test_the_tail_of_a_spread_out_count(self) -> None:
         from scipy.stats import nbinom
 
