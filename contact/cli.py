@@ -229,7 +229,6 @@ def cmd_routing_evaluate(args: argparse.Namespace) -> int:
 def cmd_routing_train(args: argparse.Namespace) -> int:
     """From resolved tickets (no --csv) or a CSV: measured on a held-out share, trained
     on everything, stored as a new model version (or, with --out, as a file)."""
-    import pickle
     import time as _time
 
     from contact import learning, model_router
@@ -248,9 +247,8 @@ def cmd_routing_train(args: argparse.Namespace) -> int:
         model = learning.TextModel.train(texts, labels, say=print)
         took = _time.monotonic() - started
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"routing-{_time.strftime('%Y%m%d-%H%M%S')}.pkl"
-        with path.open("wb") as f:
-            pickle.dump(model, f)
+        path = args.out / f"routing-{_time.strftime('%Y%m%d-%H%M%S')}.npz"
+        path.write_bytes(model.to_bytes())
         print(f"{len(texts)} rows, {len(model.labels)} labels, trained in {took:.1f} s")
         print(path)
         return 0

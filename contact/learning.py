@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
+import json
 import math
 import re
 import time
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +47,9 @@ SPACE = re.compile(r"[\s\x00]+")
 EN_WORD = re.compile(r"[a-z0-9]{2,}")
 # Temperature is chosen on a held-out share of at most this many rows (a second fit).
 TEMPERATURE_ROWS = 10_000
+# A saved model: a NumPy .npz archive of its arrays and a JSON header, read back without
+# pickle (so a model file or database row can hold data only, never code).
+MODEL_FORMAT = "contact-routing-model/1"
 
 # Features are 64-bit keys. A character n-gram packs its code points, 21 bits each
 # (code points beyond 2^20 count as U+FFFD, so keys stay under 2^62); bit 62 marks a
@@ -379,6 +385,54 @@ class TextModel:
         p = _softmax(self.scores(text, facts)[None, :], self.temperature)[0]
         order = np.argsort(-p)[:n]
         return [(self.labels[i], float(p[i])) for i in order]
+
+    def to_bytes(self) -> bytes:
+        """The model as a compressed .npz archive: its arrays and a JSON header."""
+        header = {
+            "format": MODEL_FORMAT,
+            "labels": self.labels,
+            "temperature": self.temperature,
+            "chinese": self.chinese,
+            "lexicon": self.features.lexicon,
+            "metrics": self.metrics,
+        }
+        out = io.BytesIO()
+        np.savez_compressed(
+            out,
+            header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode(), np.uint8),
+            keys=self.features.keys,
+            idf=self.features.idf,
+            block=self.features.block,
+            coef=self.coef,
+            intercept=self.intercept,
+        )
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TextModel:
+        """A model saved by :meth:`to_bytes`; ValueError for anything else."""
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as saved:
+                header = json.loads(saved["header"].tobytes().decode())
+                arrays = {k: saved[k] for k in ("keys", "idf", "block", "coef", "intercept")}
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a saved routing model: {exc}") from None
+        if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
+            raise ValueError("not a saved routing model (unknown format)")
+        labels = [str(label) for label in header["labels"]]
+        keys, coef = arrays["keys"], arrays["coef"]
+        if keys.dtype != np.uint64 or coef.shape != (len(keys), len(labels)):
+            raise ValueError("not a saved routing model (arrays do not fit together)")
+        features = Features(keys, arrays["idf"], arrays["block"], str(header["lexicon"]))
+        return cls(
+            labels,
+            features,
+            coef,
+            arrays["intercept"],
+            float(header["temperature"]),
+            bool(header["chinese"]),
+            dict(header.get("metrics") or {}),
+        )
 
 
 # ---------------------------------------------------------------- baselines

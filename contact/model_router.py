@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import pickle
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -124,15 +122,13 @@ class LearningRouter:
 
 
 def dump(model: learning.TextModel) -> bytes:
-    return zlib.compress(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), 6)
+    return model.to_bytes()
 
 
 def load(blob: bytes) -> learning.TextModel:
-    # The blob is one this system wrote itself (training job or CLI) into its own database.
-    model = pickle.loads(zlib.decompress(blob))  # noqa: S301
-    if not isinstance(model, learning.TextModel):
-        raise TypeError("not a routing model")
-    return model
+    """A stored version (arrays and a JSON header; never unpickled). Versions saved
+    before this format raise ValueError: train a new one."""
+    return learning.TextModel.from_bytes(blob)
 
 
 @dataclass
@@ -140,6 +136,7 @@ class _Cache:
     checked: float = -1e9
     loaded: Loaded | None = None
     task: asyncio.Task[None] | None = None
+    unreadable: int | None = None  # the active version could not be read (said once)
 
 
 async def active_version(session: AsyncSession) -> int | None:
@@ -156,10 +153,16 @@ async def _refresh(rt: Runtime, cache: _Cache) -> None:
             return
         if cache.loaded is not None and cache.loaded.version == version:
             return
+        if cache.unreadable == version:
+            return
         blob = (
             await s.execute(select(RoutingModel.blob).where(RoutingModel.version == version))
         ).scalar_one()
-    model = await asyncio.to_thread(load, blob)
+    try:
+        model = await asyncio.to_thread(load, blob)
+    except ValueError:
+        cache.unreadable = version  # logged by the caller once, not every few seconds
+        raise
     cache.loaded = Loaded(version, model)
     log.info("routing model v%s in use (%d labels)", version, len(model.labels))
 

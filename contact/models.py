@@ -750,8 +750,9 @@ class WebLimit(Base):
 
 class RoutingModel(Base):
     """A trained routing model: one row per version, with what it was trained on and
-    how it measured. ``blob`` is the zlib-compressed pickle of a
-    :class:`contact.learning.TextModel`; at most one version is ``active``."""
+    how it measured. ``blob`` is a :class:`contact.learning.TextModel` as saved by its
+    ``to_bytes`` (arrays and a JSON header, no pickle); at most one version is
+    ``active``."""
 
     __tablename__ = "routing_models"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import pickle
 import random
 import re
 from pathlib import Path
@@ -66,10 +65,8 @@ def test_a_bad_csv_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_a_trained_model_ranks_with_honest_confidences(tmp_path: Path) -> None:
     path = write(tmp_path / "messages.csv", corpus(240))
     assert main(["routing", "train", "--csv", str(path), "--out", str(tmp_path / "m")]) == 0
-    (saved,) = (tmp_path / "m").glob("routing-*.pkl")
-    with saved.open("rb") as f:
-        model = pickle.load(f)
-    assert isinstance(model, learning.TextModel)
+    (saved,) = (tmp_path / "m").glob("routing-*.npz")
+    model = learning.TextModel.from_bytes(saved.read_bytes())
     ranked = model.rank("晚上工厂排放黑烟，河道也被污染了", n=3)
     assert ranked[0][0] == "环境保护"
     assert ranked[0][1] > ranked[1][1] >= ranked[2][1]
@@ -103,3 +100,25 @@ def test_facts_beside_the_words_are_learnt_too() -> None:
     assert model.rank(text, facts=["district:dh"])[0][0] == "cgj-dh"
     assert model.rank(text, facts=["district:jb"])[0][0] == "cgj-jb"
     assert model.predict([text, text], [["district:jb"], ["district:dh"]]) == ["cgj-jb", "cgj-dh"]
+
+
+def test_a_saved_model_reads_back_the_same_and_holds_no_code(tmp_path: Path) -> None:
+    import io
+    import pickle
+
+    import numpy as np
+
+    texts, labels = zip(*corpus(240), strict=True)
+    model = learning.TextModel.train(list(texts), list(labels))
+    model.metrics = {"accuracy": 0.9, "note": "路灯"}
+    again = learning.TextModel.from_bytes(model.to_bytes())
+    probe = ["晚上工厂排放黑烟，河道也被污染了", "公交车经常晚点", "路灯不亮"]
+    assert again.predict(probe) == model.predict(probe)
+    assert again.rank(probe[0]) == model.rank(probe[0])
+    assert (again.labels, again.metrics, again.chinese) == (model.labels, model.metrics, True)
+    # Only arrays of numbers and a JSON header: nothing is unpickled on the way back.
+    with np.load(io.BytesIO(model.to_bytes()), allow_pickle=False) as saved:
+        assert all(saved[name].dtype != object for name in saved.files)
+    for bad in (pickle.dumps(model), b"", b"PK\x03\x04 not really a zip"):
+        with pytest.raises(ValueError, match="not a saved routing model"):
+            learning.TextModel.from_bytes(bad)

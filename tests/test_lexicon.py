@@ -4,7 +4,6 @@ WordNet's own file format, and the installed one where the machine has it."""
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
 import pytest
@@ -176,9 +175,9 @@ def test_a_model_whose_lexicon_is_missing_reads_words_only(
 ) -> None:
     texts, labels = english_corpus()
     model = learning.TextModel.train(texts, labels, lexicon=wordnet)
-    blob = pickle.dumps(model)
+    blob = model.to_bytes()
     monkeypatch.setattr(lexicons, "_found", {"installed": None})
-    moved = pickle.loads(blob)
+    moved = learning.TextModel.from_bytes(blob)
     with caplog.at_level(logging.WARNING, logger="contact.lexicon"):
         assert moved.predict(["deep pothole on Spring St"]) == ["Roadway"]
         moved.rank("tall grass on Broadway")

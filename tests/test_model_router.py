@@ -330,3 +330,38 @@ def test_a_version_that_measures_worse_is_kept_but_not_used(
     assert outcome.version == 2 and not outcome.active
     assert "v1 stays active" in outcome.message
     assert count == 2 and active == 1
+
+
+def test_a_version_in_an_unreadable_form_leaves_routing_to_the_rules(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row whose model cannot be read (an old pickle, say) is never unpickled: the
+    rules route, and the process says so once rather than every few seconds."""
+    import logging
+    import pickle
+
+    blob = pickle.dumps({"not": "a model"})
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            s.add(
+                RoutingModel(
+                    version=1, source="tickets", rows=0, active=True, size=len(blob),
+                    sha256="0" * 64, blob=blob,
+                )
+            )  # fmt: skip
+            await s.commit()
+        with caplog.at_level(logging.ERROR, logger="contact.model_router"):
+            await model_router.warm(rt)
+            cache = rt.extras["routing_model"]
+            for _ in range(3):  # the periodic checks
+                await model_router._guarded(rt, cache)
+        routed = (await model_router.router(rt)).route(
+            await rt.catalogue(), RoutingRequest(text="小区路灯不亮")
+        )
+        return cache, routed
+
+    cache, routed = with_runtime(settings, go)
+    assert cache.loaded is None and cache.unreadable == 1
+    assert routed.rule != "model" and routed.department
+    assert sum("could not be loaded" in r.getMessage() for r in caplog.records) == 1
