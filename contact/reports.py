@@ -685,6 +685,10 @@ class BaselineShape:
     today: float = 1.0
     dispersion: float = 1.0
     weights: tuple[float, ...] = ()  # each baseline day's weight, oldest first
+    pairs: Mapping[Hashable, float] = field(default_factory=dict)  # each busy pair's own
+
+    def dispersion_of(self, key: Hashable) -> float:
+        return self.pairs.get(key, self.dispersion)
 
 
 def baseline_shape(
@@ -698,7 +702,9 @@ def baseline_shape(
     day, with :data:`DAY_KIND_PRIOR` average days of prior. Dispersion is the Pearson
     statistic of the pairs busy enough to tell (at least one a day on average) over
     its degrees of freedom, pooled across those pairs, between 1 and
-    :data:`MAX_DISPERSION`."""
+    :data:`MAX_DISPERSION`. Each of those pairs is tested with the mean of its own
+    figure and the pooled one: calm pairs keep their sensitivity, bursty ones stop
+    crying wolf, and four weeks of one pair's days do not decide alone."""
     days = len(kinds)
     if days == 0:
         raise ValueError("the baseline needs at least one day")
@@ -717,18 +723,23 @@ def baseline_shape(
         weight = {kind: w * scale for kind, w in weight.items()}
     weights = [weight[k] for k in kinds]
     exposure = sum(weights)
-    pearson, freedom = 0.0, 0
-    for series in daily.values():
+    own: dict[Hashable, float] = {}
+    for key, series in daily.items():
         total = sum(series)
         if total < days:
             continue  # too sparse to tell variation from chance
         rate = total / exposure
-        for n, w in zip(series, weights, strict=True):
-            expected = rate * w
-            pearson += (n - expected) ** 2 / expected
-        freedom += days - 1
-    dispersion = min(max(pearson / freedom, 1.0), MAX_DISPERSION) if freedom else 1.0
-    return BaselineShape(exposure, weight[today_kind], dispersion, tuple(weights))
+        own[key] = sum(
+            (n - rate * w) ** 2 / (rate * w) for n, w in zip(series, weights, strict=True)
+        )
+    freedom = (days - 1) * len(own)
+    dispersion = _bounded(sum(own.values()) / freedom) if freedom else 1.0
+    pairs = {key: _bounded((x2 / (days - 1) + dispersion) / 2) for key, x2 in own.items()}
+    return BaselineShape(exposure, weight[today_kind], dispersion, tuple(weights), pairs)
+
+
+def _bounded(dispersion: float) -> float:
+    return min(max(dispersion, 1.0), MAX_DISPERSION)
 
 
 def without_past_events(
@@ -802,7 +813,7 @@ def find_hotspots(
             continue
         total = baseline_totals.get(key, 0)
         expected = (total + 0.5) / shape.exposure * shape.today
-        p = count_sf(count, expected, shape.dispersion)
+        p = count_sf(count, expected, shape.dispersion_of(key))
         if p < alpha:
             hits.append(
                 HotspotHit(
