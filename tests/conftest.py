@@ -177,21 +177,28 @@ def base_env(db_url: str, redis_url: str | None) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real ``contact worker`` subprocess."""
+    """A real ``contact worker`` subprocess (its output in ``log`` when one is given)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log: Path | None = None) -> None:
         self.env = {**os.environ, **env}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log = log
 
     def start(self) -> None:
+        out: Any = subprocess.DEVNULL
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "contact.cli", "worker"],
             env=self.env,
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
             start_new_session=True,
         )
+        if out is not subprocess.DEVNULL:
+            out.close()  # the child has its own copy
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
@@ -207,10 +214,18 @@ def session_worker(postgres_ready: str) -> Iterator[WorkerProcess | None]:
     if not REDIS_URL:
         yield None
         return
-    worker = WorkerProcess(base_env(postgres_ready, REDIS_URL))
+    name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    log = ROOT / "var" / "test-artifacts" / f"session-worker-{name}.log"
+    worker = WorkerProcess(base_env(postgres_ready, REDIS_URL), log)
     worker.start()
     yield worker
-    worker.kill(signal.SIGTERM)
+    try:
+        worker.kill(signal.SIGTERM)
+    except subprocess.TimeoutExpired:
+        # The suite's own worker, not a test of its shutdown: stop it hard and leave
+        # its log where the run's artifacts are, rather than fail the finished run.
+        worker.kill(signal.SIGKILL)
+        print(f"session worker took over 20 s to stop on SIGTERM; log: {log}", file=sys.__stderr__)
 
 
 def flush_redis(url: str) -> None:

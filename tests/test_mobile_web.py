@@ -444,14 +444,21 @@ class TestReport:
         assert not img.getexif() and b"Exif" not in stored and b"PhoneMaker" not in stored
 
         # The reference came by SMS once (the core's acknowledgement), after the code.
+        # (Only this ticket's texts: with the shared worker on PostgreSQL, a text of an
+        # earlier test to the same phone can land after that test.)
         def texts() -> list[dict[str, Any]]:
             rows = app.get("/dev/outbox.json").json()
-            return [m for m in rows if m["to"] == citizen.e164 and m["template"] != "verify_code"]
+            return [
+                m
+                for m in rows
+                if m["to"] == citizen.e164
+                and m["template"] != "verify_code"
+                and f"/m/track?ref={reference}" in m["body"]
+            ]
 
         (ack,) = wait_for(texts)
         assert ack["template"] == "ticket_received"
         assert " ".join(reference[i : i + 4] for i in range(0, 14, 4)) in ack["body"]
-        assert f"/m/track?ref={reference}" in ack["body"]
 
     def test_a_report_in_english_and_anonymous(self, citizen: Phone, app: TestClient) -> None:
         r = citizen.details(
