@@ -497,6 +497,11 @@ class TestConsole:
                 page.locator(f'.dup-list li[data-reference="{by_kiosk}"]').wait_for()
                 page.keyboard.press("m")  # the merge form lists the suggestions first
                 page.locator("form.action-form button.suggestion").first.wait_for()
+                # The first suggestion takes the focus once the form is up (until then
+                # a digit goes into the reference field, as typing a reference should).
+                page.wait_for_function(
+                    "document.activeElement && document.activeElement.matches('button.suggestion')"
+                )
                 page.keyboard.press("1")
                 wait_for(
                     lambda: (
