@@ -380,8 +380,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "dup_none": {"zh-CN": "未发现疑似重复的在办工单", "en": "No open ticket looks like this one"},
     "dup_merge_into": {"zh-CN": "将本单并入此单", "en": "Merge this ticket into it"},
     "dup_linked": {
-        "zh-CN": "同一号码近三天的其他工单",
-        "en": "The same phone's other tickets (3 days)",
+        "zh-CN": "同一号码前后 {hours} 小时内的其他工单",
+        "en": "The same phone's other tickets (within {hours} h)",
     },
     "list_sep": {"zh-CN": "、", "en": ", "},
 }

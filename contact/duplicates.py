@@ -37,6 +37,7 @@ from contact.models import Channel, Ticket, TicketStatus
 from contact.principal import Principal
 from contact.routing import FALLBACK_SERVICE, Catalogue
 
+# The defaults of the settings CONTACT_DUPLICATE_THRESHOLD, _WINDOW_DAYS and _LINK_HOURS.
 # Suggested at or above this score (measured on constructed pairs: see
 # docs/decisions/0016-duplicates.md and ``python -m bench.duplicates``).
 THRESHOLD = 0.5
@@ -334,10 +335,6 @@ class Match:
     reasons: tuple[str, ...]
     distance_m: float | None = None
     signals: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def suggested(self) -> bool:
-        return self.score >= THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ staff merge through the ticket's ``merge`` action.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from contact import repository
 from contact.deps import CurrentPrincipal, DbSession, RuntimeDep
-from contact.duplicates import THRESHOLD, Brief, find_duplicates
+from contact.duplicates import Brief, find_duplicates
 from contact.errors import ErrorBody
 from contact.lifecycle import Action, allowed_actions
 from contact.reference import grouped
@@ -47,7 +47,11 @@ class SuggestionRead(LinkedRead):
 
 class DuplicatesRead(BaseModel):
     reference: str
-    threshold: float
+    threshold: float = Field(description="the least score suggested (CONTACT_DUPLICATE_THRESHOLD)")
+    window_days: float = Field(
+        description="suggestions were created within this many days of the ticket"
+    )
+    link_hours: float = Field(description="linked tickets were created within this many hours")
     can_merge: bool = Field(description="whether the caller may merge this ticket into one")
     suggestions: list[SuggestionRead]
     linked: list[LinkedRead] = Field(
@@ -83,13 +87,26 @@ async def duplicates(
 ) -> DuplicatesRead:
     """Open tickets that look like the same problem (same or related service, nearby or
     the same address, similar words, recent), best first with a score in [0, 1] and the
-    signals that matched; and the other tickets of the same phone within three days."""
+    signals that matched; and the other tickets of the same phone around the same time.
+    The window, the least score and the linking hours are settings
+    (``CONTACT_DUPLICATE_WINDOW_DAYS``, ``_THRESHOLD``, ``_LINK_HOURS``)."""
     ticket, _ = await repository.get_ticket(session, principal, reference)
     cat = await rt.catalogue()
-    found = await find_duplicates(session, principal, ticket, cat)
+    s = rt.settings
+    found = await find_duplicates(
+        session,
+        principal,
+        ticket,
+        cat,
+        threshold=s.DUPLICATE_THRESHOLD,
+        window=timedelta(days=s.DUPLICATE_WINDOW_DAYS),
+        link_window=timedelta(hours=s.DUPLICATE_LINK_HOURS),
+    )
     return DuplicatesRead(
         reference=ticket.reference,
-        threshold=THRESHOLD,
+        threshold=s.DUPLICATE_THRESHOLD,
+        window_days=s.DUPLICATE_WINDOW_DAYS,
+        link_hours=s.DUPLICATE_LINK_HOURS,
         can_merge=Action.merge.value in allowed_actions(ticket.status, principal.actor),
         suggestions=[
             SuggestionRead(

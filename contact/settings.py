@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # District boundaries (GeoJSON FeatureCollection, property "code" = district code):
     # a ticket's location places it when its address does not. Unset: by words only.
     DISTRICTS_GEOJSON: Path | None = None
+    # Merge suggestions: open tickets created within this many days of each other, scoring
+    # at least the threshold (0–1); the same phone's tickets within the hours are linked.
+    DUPLICATE_WINDOW_DAYS: Annotated[float, Field(gt=0, le=90)] = 7
+    DUPLICATE_THRESHOLD: Annotated[float, Field(gt=0, le=1)] = 0.5
+    DUPLICATE_LINK_HOURS: Annotated[float, Field(gt=0, le=24 * 90)] = 72
     # How often the hot-spot scan looks at today's counts (service × district).
     HOTSPOT_SCAN_INTERVAL_SECONDS: Annotated[int, Field(ge=10)] = 900
     # A new ticket whose routing confidence reaches this goes to its department at once

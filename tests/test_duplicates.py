@@ -15,9 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from contact.app import create_app
 from contact.db import sync_url
 from contact.duplicates import (
+    LINK_WINDOW,
     THRESHOLD,
+    WINDOW,
     Report,
     address_similarity,
     haversine_m,
@@ -291,6 +294,39 @@ class TestSuggestionsOverHttp:
         age(settings, old, 8)
         assert duplicates(client, agent, new)["suggestions"] == []
 
+    def test_the_window_the_least_score_and_the_linking_hours_are_settings(
+        self, settings: Settings
+    ) -> None:
+        defaults = Settings()
+        assert defaults.DUPLICATE_THRESHOLD == THRESHOLD
+        assert WINDOW.days == defaults.DUPLICATE_WINDOW_DAYS
+        assert LINK_WINDOW.total_seconds() / 3600 == defaults.DUPLICATE_LINK_HOURS
+        wider = settings.model_copy(
+            update={"DUPLICATE_WINDOW_DAYS": 14.0, "DUPLICATE_LINK_HOURS": 120.0}
+        )
+        with TestClient(create_app(wider)) as client:
+            agent = login(client, "agent1")
+            phone = "+8613800138115"
+            last_week = kiosk_report(client, agent, "+8613800138116")
+            same_phone = kiosk_report(
+                client, agent, phone, description="楼下广场舞音响太吵", service=None, address=None
+            )
+            new = sms_report(client, phone)
+            age(settings, last_week, 8)  # past the default week, within the city's fortnight
+            age(settings, same_phone, 4)  # past the default 72 hours, within 120
+            found = duplicates(client, agent, new)
+            assert [s["reference"] for s in found["suggestions"]] == [last_week]
+            assert [t["reference"] for t in found["linked"]] == [same_phone]
+            assert found["window_days"] == 14 and found["link_hours"] == 120
+            best = found["suggestions"][0]["score"]
+        stricter = settings.model_copy(update={"DUPLICATE_THRESHOLD": min(1.0, best + 0.01)})
+        with TestClient(create_app(stricter)) as client:
+            found = duplicates(client, login(client, "agent1"), new)
+            assert found["suggestions"] == []
+            assert found["threshold"] == stricter.DUPLICATE_THRESHOLD
+            assert found["window_days"] == 7 and found["link_hours"] == 72
+            assert found["linked"] == []
+
     def test_unknown_reference_is_404(self, client: TestClient) -> None:
         r = client.get("/api/v1/tickets/26010100000000/duplicates", headers=login(client, "agent1"))
         assert r.status_code == 404
@@ -468,6 +504,11 @@ class TestConsole:
                 },
             )
             by_kiosk = r.json()["reference"]
+            noise = httpx.post(
+                f"{live.url}/api/v1/tickets",
+                headers=agent,
+                json={"description": "楼下广场舞音响太吵", "phone": "+8613800138172"},
+            ).json()["reference"]
 
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
@@ -489,6 +530,12 @@ class TestConsole:
                 assert "<img" in entry.inner_text()
                 assert page.locator(".duplicates img").count() == 0
                 assert page.evaluate("window.__pwned") is None
+                # The same phone's other report is listed apart, with the window it used.
+                linked = page.locator(".dup-linked li")
+                assert linked.count() == 1 and noise.replace(
+                    " ", ""
+                ) in linked.inner_text().replace(" ", "")
+                assert "72" in page.locator(".duplicates h3").nth(1).inner_text()
                 shots = ROOT / "var" / "test-artifacts" / "screenshots" / backend
                 shots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shots / "console-duplicates.png"), full_page=True)

@@ -76,7 +76,7 @@
           " ", el("span", { class: "dup-facts" }, dupLine(d)),
           el("p", { class: "citizen-text muted" }, d.summary)));
       }
-      box.append(el("h3", {}, T.dup_linked), linked);
+      box.append(el("h3", {}, T.dup_linked.replace("{hours}", String(found.link_hours))), linked);
     }
     const actions = detail.querySelector(".actions");
     if (actions) actions.after(box); else detail.append(box);
