@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import sys
 
-from contact.settings import Settings
+from contact.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,15 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime = build_runtime(settings, pool_size=4)
+    try:
+        # The caches, and the district boundaries checked against the catalogue, as the
+        # web process does: a setting the web would refuse stops the worker too.
+        loop.run_until_complete(runtime.warm())
+    except SettingsError as exc:
+        print(f"contact: {exc}", file=sys.stderr)
+        loop.run_until_complete(runtime.close())
+        loop.close()
+        return 2
     loop.run_until_complete(runtime.bus.start(listen=False))
     loop.run_until_complete(model_router.warm(runtime))
     tasks.install(runtime, loop)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from contact.routing import (
 from contact.seed import places as demo_places
 from contact.seed.demo import demo_catalogue
 from contact.settings import Settings, SettingsError, load_settings
-from tests.conftest import login
+from tests.conftest import ROOT, login
 
 DEMO_BOUNDARIES = Path(__file__).resolve().parent.parent / "contact" / "seed" / "districts.geojson"
 
@@ -372,3 +375,29 @@ class TestRoutingByLocation:
         line = str(err.value)
         assert line.startswith("setting CONTACT_DISTRICTS_GEOJSON is invalid: ")
         assert "zz" in line and "known: dh, gx, jb, nh, xs" in line and "\n" not in line
+
+    def test_the_worker_refuses_it_too(self, settings: Settings, tmp_path: Path) -> None:
+        path = tmp_path / "districts.geojson"
+        path.write_text(
+            json.dumps(collection(feature("zz", "Polygon", [square(114, 30, 115, 31)]))),
+            encoding="utf-8",
+        )
+        env = {
+            **os.environ,
+            "CONTACT_DATABASE_URL": settings.DATABASE_URL,
+            "CONTACT_SECRET_KEY": settings.SECRET_KEY,
+            "CONTACT_REDIS_URL": "redis://127.0.0.1:6379/12",  # not reached
+            "CONTACT_DISTRICTS_GEOJSON": str(path),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "contact.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert lines[-1].startswith("contact: setting CONTACT_DISTRICTS_GEOJSON is invalid: ")
+        assert "zz" in lines[-1] and "Traceback" not in done.stderr
