@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SENSES = 3  # a word's commonest senses read, per part of speech
 DEPTH = 3  # broader concepts followed upwards from each sense
+SYNSET_CACHE = 100_000  # synsets kept parsed, per part of speech
 PARTS = {"noun": 2, "verb": 3}  # part of speech → its tag in a concept id
 CLASS_TAG = 1  # concept ids of lexicographer files (coarse classes)
 
@@ -85,6 +86,7 @@ class _Part:
                 self.starts.append(at)
                 self.lemmas.append(self.index[at : space if space > 0 else end])
             at = end + 1
+        self.synset = functools.lru_cache(maxsize=SYNSET_CACHE)(self._synset)
         self.exceptions: dict[str, str] = {}
         exc = directory / f"{part}.exc"
         if exc.exists():
@@ -105,8 +107,9 @@ class _Part:
         pointers = int(fields[3])
         return [int(o) for o in fields[6 + pointers :]]
 
-    def synset(self, offset: int) -> tuple[int, list[int]]:
-        """(lexicographer file, hypernym offsets) of the synset at ``offset``."""
+    def _synset(self, offset: int) -> tuple[int, tuple[int, ...]]:
+        """(lexicographer file, hypernym offsets) of the synset at ``offset``; cached as
+        :meth:`synset`, since words share their broader concepts."""
         end = self.data.find(b"\n", offset)
         fields = self.data[offset:end].split(b" | ", 1)[0].split()
         # offset lex_filenum ss_type w_cnt [word lex_id × w_cnt] p_cnt [ptr × p_cnt]
@@ -120,7 +123,7 @@ class _Part:
             at += 4
             if symbol in (b"@", b"@i") and part == fields[2][:1]:
                 broader.append(int(target))
-        return int(fields[1]), broader
+        return int(fields[1]), tuple(broader)
 
     def base(self, word: str) -> str | None:
         """The dictionary form of ``word`` in this part of speech, if it has one."""
@@ -172,7 +175,8 @@ class Lexicon:
                     continue
                 reader = self.parts[part]
                 for offset in reader.senses(base)[:SENSES]:
-                    lexfile, frontier = reader.synset(offset)
+                    lexfile, broader = reader.synset(offset)
+                    frontier = list(broader)
                     found.append((CLASS_TAG << 32) | lexfile)
                     for _ in range(DEPTH):
                         if not frontier:
