@@ -137,6 +137,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "hotspot_none": {"zh-CN": "今日暂无热点", "en": "No hot spots today"},
     "hotspot_detected": {"zh-CN": "发现热点", "en": "Hot spot"},
     "hotspot_expected": {"zh-CN": "通常", "en": "usually"},
+    "hotspot_with_you": {"zh-CN": "已派本部门 {n} 件", "en": "{n} with you"},
     "period_from": {"zh-CN": "起", "en": "From"},
     "period_to": {"zh-CN": "止", "en": "To"},
     "filter": {"zh-CN": "筛选", "en": "Filter"},

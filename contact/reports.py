@@ -880,9 +880,11 @@ def _in_pairs(principal: Principal, f: Filters, start: datetime, end: datetime) 
     ]
 
 
-async def _pair_counts(
+async def pair_counts(
     session: AsyncSession, principal: Principal, f: Filters, start: datetime, end: datetime
 ) -> dict[tuple[int, int], int]:
+    """Tickets created in [start, end) per (service, district) pair, of those the
+    principal may see that match ``f``."""
     rows = (
         await session.execute(
             select(Ticket.service_id, Ticket.district_id, func.count())
@@ -937,7 +939,7 @@ async def hotspots(
     Friday) from the rest: they are weighed apart in the baseline."""
     day = day or f.end.astimezone(tz).date()
     start, end = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
-    today = await _pair_counts(session, principal, f, start, end)
+    today = await pair_counts(session, principal, f, start, end)
     scan = HotspotScan(day, baseline_days, alpha, min_count)
     if not any(n >= min_count for n in today.values()):
         return scan

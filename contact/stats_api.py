@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -259,6 +259,12 @@ async def stats_report(
 class AnnouncedHotspot(HotspotFacts):
     day: date
     announced_at: datetime
+    with_you: int | None = Field(
+        None,
+        description="for a department user: how many of the day's tickets of this service "
+        "in this district are already with its departments (the rest are still with the "
+        "contact centre or elsewhere); null for those who see every ticket",
+    )
 
 
 @router.get("/hotspots", response_model=list[AnnouncedHotspot])
@@ -280,6 +286,14 @@ async def announced_hotspots(
             .order_by(HotspotAlert.p_value, HotspotAlert.id)
         )
     ).scalars()
+    mine: dict[tuple[int, int], int] | None = None
+    if not principal.sees_all:
+        tz = rt.settings.tz
+        start = reports.local_midnight(day, tz)
+        end = reports.local_midnight(day + timedelta(days=1), tz)
+        mine = await reports.pair_counts(
+            session, principal, reports.Filters(start, end), start, end
+        )
     out = []
     for alert in rows:
         service = cat.service_by_id.get(alert.service_id)
@@ -303,6 +317,9 @@ async def announced_hotspots(
                 expected=alert.expected,
                 p_value=alert.p_value,
                 announced_at=alert.created_at,
+                with_you=None
+                if mine is None
+                else mine.get((alert.service_id, alert.district_id), 0),
             )
         )
     return out

@@ -409,7 +409,33 @@ class TestTheScan:
         (listed,) = announced("supervisor1").json()
         assert listed["department"] == "cgj-jb" and listed["count"] == alert.count
         assert listed["service_name_zh"] and listed["district_name_en"]
-        assert [h["district"] for h in announced("cgj-jb-clerk").json()] == ["jb"]
+        assert listed["with_you"] is None  # a supervisor sees every ticket
+        (owned,) = announced("cgj-jb-clerk").json()
+        assert owned["district"] == "jb" and owned["with_you"] == 0  # none dispatched yet
+
+        # 12 of the day's complaints reach the department, 3 go to another one.
+        async def dispatch(n: int, dept: str, skip: int) -> None:
+            cat = await rt.catalogue()
+            async with rt.db.session() as s:
+                today = await s.execute(
+                    select(Ticket)
+                    .where(
+                        Ticket.service_id == cat.services["garbage"].id,
+                        Ticket.district_id == cat.districts["jb"].id,
+                        Ticket.created_at >= NOW - timedelta(hours=3),
+                    )
+                    .order_by(Ticket.id)
+                    .offset(skip)
+                    .limit(n)
+                )
+                for t in today.scalars():
+                    t.department_id = cat.departments[dept].id
+                await s.commit()
+
+        scan(lambda: dispatch(12, "cgj-jb", 0))
+        scan(lambda: dispatch(3, "zjj-jb", 12))
+        (owned,) = announced("cgj-jb-clerk").json()
+        assert owned["with_you"] == 12 and owned["count"] == alert.count
         assert announced("zjj-jb-clerk").json() == []
         assert announced("agent1").status_code == 403
         assert (

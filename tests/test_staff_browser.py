@@ -354,6 +354,24 @@ class TestHotSpots:
         assert line.locator("a").get_attribute("href") == (
             "/supervisor/stats?service=garbage&district=jb"
         )
+        # None of the day's complaints is with the department yet; one dispatched to it
+        # shows at once.
+        assert "已派本部门 0 件" in line.locator(".mine").inner_text()
+        agent = api_token(live, "agent1")
+        r = httpx.post(
+            f"{live.url}/api/v1/tickets",
+            headers=agent,
+            json={"description": "江北区江北大道垃圾桶满了没人清运", "service": "garbage"},
+        )
+        assert r.status_code == 201, r.text
+        ref = r.json()["reference"]
+        r = httpx.post(
+            f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
+            headers=agent,
+            json={"department": "cgj-jb"},
+        )
+        assert r.status_code == 200, r.text
+        line.locator(".mine", has_text="已派本部门 1 件").wait_for()
         shots(clerk, "dept-hotspots")
         # Another department in the same district has nothing to act on.
         other = sign_in(browser, live, "zjj-jb-clerk")

@@ -32,8 +32,9 @@
   }
 
   const live = new Live((msg) => {
-    if (msg.type === "hotspot.detected") { hotspots.add(msg); return; }
+    if (msg.type === "hotspot.detected") { hotspots.add(msg); loadHotspots(); return; }
     inbox.refresh();
+    if (hotspots.items.size) loadHotspots(); // a ticket reaching us changes "with you"
     if (current && msg.reference === current.reference) openTicket(current.reference);
   }, () => { inbox.refresh(); loadHotspots(); });
 

@@ -492,7 +492,13 @@ const Staff = (() => {
     }
 
     set(list) {
-      for (const h of list) this.items.set(`${h.service}|${h.district}`, h);
+      for (const h of list) {
+        const key = `${h.service}|${h.district}`;
+        const before = this.items.get(key);
+        // A live event has no department count: keep the one loaded until the next load.
+        const keep = before && h.with_you == null && before.with_you != null;
+        this.items.set(key, keep ? { ...h, with_you: before.with_you } : h);
+      }
       this.render();
     }
 
@@ -511,7 +517,8 @@ const Staff = (() => {
         this.box.append(el("li", { dataset: { service: h.service, district: h.district } },
           el("a", { href: `/supervisor/stats?${q}` }, HotspotList.label(h)),
           el("span", { class: "num" }, ` ${h.count}`),
-          el("span", { class: "where" }, ` (${T.hotspot_expected} ${usual}, p ${Number(h.p_value).toExponential(1)})`)));
+          el("span", { class: "where" }, ` (${T.hotspot_expected} ${usual}, p ${Number(h.p_value).toExponential(1)})`),
+          h.with_you == null ? null : el("span", { class: "mine" }, ` · ${T.hotspot_with_you.replace("{n}", String(h.with_you))}`)));
       }
     }
   }
