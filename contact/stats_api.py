@@ -279,15 +279,17 @@ async def announced_hotspots(
     require_stats_reader(principal)
     cat = await rt.catalogue()
     day = day or utcnow().astimezone(rt.settings.tz).date()
-    rows = (
-        await session.execute(
-            select(HotspotAlert)
-            .where(HotspotAlert.day == day)
-            .order_by(HotspotAlert.p_value, HotspotAlert.id)
-        )
-    ).scalars()
+    rows = list(
+        (
+            await session.execute(
+                select(HotspotAlert)
+                .where(HotspotAlert.day == day)
+                .order_by(HotspotAlert.p_value, HotspotAlert.id)
+            )
+        ).scalars()
+    )
     mine: dict[tuple[int, int], int] | None = None
-    if not principal.sees_all:
+    if rows and not principal.sees_all:
         tz = rt.settings.tz
         start = reports.local_midnight(day, tz)
         end = reports.local_midnight(day + timedelta(days=1), tz)
