@@ -870,6 +870,11 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=tz)
 
 
+def local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The local ``day`` as [start, end): its midnight and the next one."""
+    return local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+
+
 def _in_pairs(principal: Principal, f: Filters, start: datetime, end: datetime) -> list[Any]:
     return [
         Ticket.created_at >= start,
@@ -938,7 +943,7 @@ async def hotspots(
     ``working_day`` tells the business calendar's working days (default Monday to
     Friday) from the rest: they are weighed apart in the baseline."""
     day = day or f.end.astimezone(tz).date()
-    start, end = local_midnight(day, tz), local_midnight(day + timedelta(days=1), tz)
+    start, end = local_day(day, tz)
     today = await pair_counts(session, principal, f, start, end)
     scan = HotspotScan(day, baseline_days, alpha, min_count)
     if not any(n >= min_count for n in today.values()):

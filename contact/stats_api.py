@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -290,9 +290,7 @@ async def announced_hotspots(
     )
     mine: dict[tuple[int, int], int] | None = None
     if rows and not principal.sees_all:
-        tz = rt.settings.tz
-        start = reports.local_midnight(day, tz)
-        end = reports.local_midnight(day + timedelta(days=1), tz)
+        start, end = reports.local_day(day, rt.settings.tz)
         mine = await reports.pair_counts(
             session, principal, reports.Filters(start, end), start, end
         )
