@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 QUEUE = "contact"
 # Routing model training has a worker process of its own: deliveries never wait behind it.
 TRAIN_QUEUE = "contact-train"
+# A training job that runs longer than this is stopped (200,000 tickets take about three
+# minutes on two cores). A training cut short by a worker stopping or dying is run again
+# once rq sees it abandoned: its heartbeat lapses this long plus a minute after it began.
+TRAIN_TIMEOUT_SECONDS = 1200
+TRAIN_RETRIES = 2
 
 
 class InProcessJobs(Jobs):

@@ -115,18 +115,20 @@ async def queue_training(rt: Runtime) -> None:
 
     if rt.settings.REDIS_URL:
         from redis import Redis
-        from rq import Queue
+        from rq import Queue, Retry
 
-        from contact.jobs import TRAIN_QUEUE
+        from contact.jobs import TRAIN_QUEUE, TRAIN_RETRIES, TRAIN_TIMEOUT_SECONDS
 
         def enqueue() -> None:
             with Redis.from_url(rt.settings.REDIS_URL or "") as redis:
+                # An admin's request outlives a worker stopped or killed mid-training.
                 Queue(TRAIN_QUEUE, connection=redis).enqueue(
                     tasks.retrain_routing,
                     scheduled=False,
                     job_id=TRAIN_JOB_ID,
-                    job_timeout=3600,
+                    job_timeout=TRAIN_TIMEOUT_SECONDS,
                     result_ttl=3600,
+                    retry=Retry(max=TRAIN_RETRIES),
                 )
 
         await asyncio.to_thread(enqueue)

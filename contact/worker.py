@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # How long the listener for rq's commands (shutdown, stop a job) may sleep before it
 # looks whether it should end. rq asks for 60 s; a worker stopping then waits as long.
 LISTENER_WAKE_SECONDS = 1.0
+# How long the cron and training children have to stop on their own before they are
+# killed. A training cut short is run again later (jobs.TRAIN_RETRIES); without the
+# limit a stop waited for the training to end, past a container's 10 s stop grace.
+CHILD_STOP_SECONDS = 3.0
 
 
 def worker_class() -> type:
@@ -56,7 +60,7 @@ def _cron(redis_url: str, sweep_every: int, scan_every: int, hotspot_every: int 
     from rq.cron import CronScheduler
 
     from contact import tasks
-    from contact.jobs import QUEUE, TRAIN_QUEUE
+    from contact.jobs import QUEUE, TRAIN_QUEUE, TRAIN_TIMEOUT_SECONDS
 
     cron = CronScheduler(connection=Redis.from_url(redis_url), name="contact-cron")
     cron.register(tasks.sweep_outbox, queue_name=QUEUE, interval=sweep_every, result_ttl=60)
@@ -70,7 +74,7 @@ def _cron(redis_url: str, sweep_every: int, scan_every: int, hotspot_every: int 
         queue_name=TRAIN_QUEUE,
         interval=tasks.RETRAIN_CHECK_SECONDS,
         result_ttl=3600,
-        job_timeout=3600,
+        job_timeout=TRAIN_TIMEOUT_SECONDS,
     )
     from contact.app import lanes
 
@@ -104,6 +108,15 @@ def _trainer(overrides: dict[str, object]) -> None:
     finally:
         loop.run_until_complete(runtime.close())
         loop.close()
+
+
+def _stop_child(child: multiprocessing.process.BaseProcess) -> None:
+    child.terminate()
+    child.join(CHILD_STOP_SECONDS)
+    if child.is_alive():
+        log.warning("%s still busy after %.0f s; stopping it now", child.name, CHILD_STOP_SECONDS)
+        child.kill()
+        child.join()
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> int:
@@ -168,10 +181,9 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         # The scheduler runs jobs retried with a delay (media downloads).
         worker.work(burst=burst, with_scheduler=not burst)
     finally:
-        if cron is not None:
-            cron.terminate()
-        if trainer is not None:
-            trainer.terminate()
+        for child in (cron, trainer):
+            if child is not None:
+                _stop_child(child)
         loop.run_until_complete(runtime.bus.stop())
         loop.run_until_complete(runtime.db.dispose())
         loop.close()

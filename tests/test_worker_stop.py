@@ -15,9 +15,25 @@ import pytest
 from contact.migrate import upgrade
 from tests.conftest import REDIS_URL, WorkerProcess, base_env, flush_redis, wait_for
 
-pytestmark = pytest.mark.skipif(
-    not REDIS_URL, reason="needs CONTACT_TEST_REDIS_URL (a real rq worker)"
-)
+pytestmark = [
+    pytest.mark.skipif(not REDIS_URL, reason="needs CONTACT_TEST_REDIS_URL (a real rq worker)"),
+    # They share Redis database 12 (and flush it): one test runner takes them all.
+    pytest.mark.xdist_group("redis-db-12"),
+]
+
+
+def _stop(worker: WorkerProcess, log: Path, limit: float = 30) -> float:
+    """SIGTERM ``worker`` and return how long it took to exit (status 0)."""
+    time.sleep(0.5)
+    assert worker.proc is not None
+    started = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    try:
+        worker.proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the stop took over {limit:.0f} s; log:\n{log.read_text()[-3000:]}")
+    assert worker.proc.returncode == 0
+    return time.monotonic() - started
 
 
 def test_a_worker_whose_listener_already_read_the_unsubscribe_stops_at_once() -> None:
@@ -58,16 +74,78 @@ def test_contact_worker_stops_on_sigterm_within_seconds_every_time(tmp_path: Pat
         try:
             # Both rq workers (deliveries and training) are listening and idle.
             wait_for(lambda log=log: log.read_text().count("*** Listening on") >= 2, timeout=60)
-            time.sleep(0.5)
-            started = time.monotonic()
-            assert worker.proc is not None
-            worker.proc.send_signal(signal.SIGTERM)
-            try:
-                worker.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"stop {attempt + 1} took over 15 s; log:\n{log.read_text()[-3000:]}")
-            took = time.monotonic() - started
+            took = _stop(worker, log)
             assert took < 10, f"stop {attempt + 1} took {took:.1f} s"
-            assert worker.proc.returncode == 0
         finally:
             worker.kill(signal.SIGKILL)
+
+
+def test_a_worker_stopped_mid_training_stops_at_once_and_the_training_runs_again(
+    tmp_path: Path,
+) -> None:
+    """Training takes a minute or more; a stop used to wait for it (and a container's stop
+    grace killed it), losing an admin's "train now". The worker now stops within seconds
+    and the cut-short job goes back on the queue once rq sees it abandoned."""
+    from redis import Redis
+    from rq import Queue, Retry
+    from rq.job import Job, JobStatus
+    from rq.registry import StartedJobRegistry
+
+    from contact.jobs import TRAIN_QUEUE, TRAIN_RETRIES, TRAIN_TIMEOUT_SECONDS
+
+    url = f"sqlite:///{tmp_path}/train-stop.db"
+    upgrade(url)
+    redis_url = (REDIS_URL or "").rsplit("/", 1)[0] + "/12"
+    flush_redis(redis_url)
+    redis = Redis.from_url(redis_url)
+    queue = Queue(TRAIN_QUEUE, connection=redis)
+    # A stand-in for a long training, queued as an on-demand training is.
+    job = queue.enqueue(
+        "time.sleep",
+        120,
+        job_timeout=TRAIN_TIMEOUT_SECONDS,
+        retry=Retry(max=TRAIN_RETRIES),
+    )
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess({**base_env(url, redis_url), "CONTACT_LOG_LEVEL": "INFO"}, log)
+    worker.start()
+    try:
+        wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60)
+        took = _stop(worker, log)
+        assert took < 8, f"the stop took {took:.1f} s"
+        assert "still busy" in log.read_text()
+        # Cut short, not finished or failed: once its heartbeat lapses rq requeues it.
+        assert job.get_status() == JobStatus.STARTED
+        registry = StartedJobRegistry(queue=queue)
+        registry.cleanup(timestamp=time.time() + TRAIN_TIMEOUT_SECONDS + 120)
+        assert job.get_status() == JobStatus.QUEUED
+        assert job.id in queue.get_job_ids()
+        assert Job.fetch(job.id, connection=redis).retries_left == TRAIN_RETRIES - 1
+    finally:
+        worker.kill(signal.SIGKILL)
+        redis.close()
+
+
+def test_an_admins_training_request_is_queued_to_be_run_again_if_cut_short() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from redis import Redis
+    from rq.job import Job
+
+    from contact.jobs import TRAIN_RETRIES, TRAIN_TIMEOUT_SECONDS
+    from contact.routing_api import TRAIN_JOB_ID, queue_training
+
+    redis_url = (REDIS_URL or "").rsplit("/", 1)[0] + "/12"
+    flush_redis(redis_url)
+    rt = SimpleNamespace(settings=SimpleNamespace(REDIS_URL=redis_url))
+    asyncio.run(queue_training(rt))  # type: ignore[arg-type]
+    redis = Redis.from_url(redis_url)
+    try:
+        job = Job.fetch(TRAIN_JOB_ID, connection=redis)
+        assert job.retries_left == TRAIN_RETRIES
+        assert job.timeout == TRAIN_TIMEOUT_SECONDS
+        assert job.kwargs == {"scheduled": False}
+    finally:
+        flush_redis(redis_url)
+        redis.close()
