@@ -252,6 +252,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "20% of the tickets.",
     },
     "adm_auto_dispatch": {"zh-CN": "自动派单阈值", "en": "Auto-dispatch at"},
+    "adm_auto_title": {"zh-CN": "自动派单预估", "en": "What auto-dispatch would do"},
+    "adm_auto_note": {
+        "zh-CN": "在用版本 v{v} 在留出工单上的表现：置信度达到阈值的工单立即自动派出，"
+        "其余由话务员参考建议派单。阈值由部署设置 CONTACT_ROUTING_AUTO_DISPATCH 决定。",
+        "en": "Version v{v}, the one in use, on its held-out tickets: a ticket whose "
+        "confidence reaches the threshold is dispatched at once; the rest wait for an agent "
+        "with the suggestions. The threshold is the deployment setting "
+        "CONTACT_ROUTING_AUTO_DISPATCH.",
+    },
+    "adm_auto_none": {
+        "zh-CN": "没有在用的模型版本，或在用版本训练时尚未记录此项。",
+        "en": "No version is in use, or the one in use was trained before this was measured.",
+    },
+    "adm_auto_threshold": {"zh-CN": "置信度不低于", "en": "Confidence at least"},
+    "adm_auto_share": {"zh-CN": "自动派出的工单", "en": "Tickets dispatched at once"},
+    "adm_auto_right": {"zh-CN": "其中派对单位", "en": "Of those, to the right department"},
+    "adm_auto_current": {"zh-CN": "当前设置", "en": "current setting"},
     "adm_auto_dispatch_off": {"zh-CN": "自动派单未开启", "en": "Auto-dispatch is off"},
     "adm_retrain_every": {"zh-CN": "自动重新训练间隔（小时）", "en": "Retrained every (hours)"},
     "adm_retrain_off": {"zh-CN": "仅手动训练", "en": "Trained on demand only"},

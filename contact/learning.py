@@ -30,7 +30,7 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -376,9 +376,16 @@ class TextModel:
         return self.intercept + w @ self.coef[col]  # type: ignore[no-any-return]
 
     def predict(self, texts: Sequence[str], extras: Extras = None) -> list[str]:
+        return self.predict_with_confidence(texts, extras)[0]
+
+    def predict_with_confidence(
+        self, texts: Sequence[str], extras: Extras = None
+    ) -> tuple[list[str], np.ndarray]:
+        """Each text's likeliest label and its confidence (as ``rank`` gives it)."""
         x = self.features.transform(texts, self.chinese, extras)
-        best = np.asarray(x @ self.coef + self.intercept).argmax(axis=1)
-        return [self.labels[int(i)] for i in best]
+        p = _softmax(np.asarray(x @ self.coef + self.intercept), self.temperature)
+        best = p.argmax(axis=1)
+        return [self.labels[int(i)] for i in best], p[np.arange(len(best)), best]
 
     def rank(self, text: str, n: int = 3, facts: Sequence[str] = ()) -> list[tuple[str, float]]:
         """The ``n`` likeliest labels with their confidences, best first."""
@@ -477,11 +484,30 @@ def keyword_rules(texts: Sequence[str], labels: Sequence[str], per_label: int = 
 # ---------------------------------------------------------------- evaluation
 
 
+# Confidence thresholds at which auto-dispatch is measured (CONTACT_ROUTING_AUTO_DISPATCH).
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
 @dataclass(frozen=True)
 class Scores:
     accuracy: float
     macro_f1: float
     per_label: dict[str, tuple[float, float, float, int]]  # precision, recall, f1, support
+    # threshold, share of tickets at or above it, accuracy among them (None if none)
+    by_confidence: tuple[tuple[float, float, float | None], ...] = ()
+
+
+def by_confidence(
+    confidence: np.ndarray, correct: np.ndarray, thresholds: Sequence[float] = THRESHOLDS
+) -> tuple[tuple[float, float, float | None], ...]:
+    """What auto-dispatch at each threshold would do: the share of tickets whose top
+    suggestion reaches it, and how many of those it sends to the right department."""
+    out = []
+    for t in thresholds:
+        sure = confidence >= t
+        n = int(sure.sum())
+        out.append((t, n / max(len(sure), 1), float(correct[sure].mean()) if n else None))
+    return tuple(out)
 
 
 def score(truth: Sequence[str], predicted: Sequence[str]) -> Scores:
@@ -511,6 +537,7 @@ def cross_validate(
     predicted: dict[str, np.ndarray] = {
         name: np.empty(len(y), dtype=object) for name in ("majority", "keywords", "model")
     }
+    confidence = np.zeros(len(y))
     for n, (train, test) in enumerate(
         StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y), 1
     ):
@@ -518,12 +545,18 @@ def cross_validate(
         tx, ty, ex = list(x[train]), list(y[train]), list(x[test])
         predicted["majority"][test] = Counter(ty).most_common(1)[0][0]
         predicted["keywords"][test] = keyword_rules(tx, ty)(ex)
-        predicted["model"][test] = TextModel.train(tx, ty, seed).predict(ex)
+        predicted["model"][test], confidence[test] = TextModel.train(
+            tx, ty, seed
+        ).predict_with_confidence(ex)
         say(
             f"fold {n}/{folds}: {len(train)} train, {len(test)} test, "
             f"{time.monotonic() - started:.1f} s"
         )
-    return {name: score(list(y), list(p)) for name, p in predicted.items()}
+    results = {name: score(list(y), list(p)) for name, p in predicted.items()}
+    results["model"] = replace(
+        results["model"], by_confidence=by_confidence(confidence, predicted["model"] == y)
+    )
+    return results
 
 
 def read_csv(path: Path) -> tuple[list[str], list[str]]:
@@ -551,4 +584,8 @@ def report(results: dict[str, Scores], say: Callable[[str], None] = print) -> No
     for name in ("majority", "keywords"):
         b = results[name]
         say(f"baseline {name}: accuracy={b.accuracy:.3f} macro_f1={b.macro_f1:.3f}")
+    if model.by_confidence:
+        say("auto-dispatch at confidence >=   tickets dispatched   right")
+        for t, share, right in model.by_confidence:
+            say(f"{t:>28.2f} {share:>20.1%} {'-' if right is None else f'{right:.1%}':>7}")
     say(f"accuracy={model.accuracy:.3f} macro_f1={model.macro_f1:.3f}")

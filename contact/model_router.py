@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -233,7 +234,9 @@ def evaluate_and_train(
         x, y, ex, test_size=HOLD_OUT, random_state=SEED, stratify=y
     )
     held = learning.TextModel.train(a, ya, SEED, extras=ea)
-    scored = learning.score(yb, held.predict(b, eb))
+    predicted, confidence = held.predict_with_confidence(b, eb)
+    scored = learning.score(yb, predicted)
+    sure = learning.by_confidence(confidence, np.asarray(predicted) == np.asarray(yb))
     majority = Counter(ya).most_common(1)[0][0]
     base_major = learning.score(yb, [majority] * len(yb))
     base_kw = learning.score(yb, learning.keyword_rules(a, ya)(b))
@@ -255,6 +258,15 @@ def evaluate_and_train(
             k: {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3), "n": n}
             for k, (p, r, f, n) in scored.per_label.items()
         },
+        # What auto-dispatch at each threshold would have done on the held-out share.
+        "auto_dispatch": [
+            {
+                "threshold": t,
+                "share": round(share, 4),
+                "accuracy": None if right is None else round(right, 4),
+            }
+            for t, share, right in sure
+        ],
         "temperature": round(model.temperature, 3),
         "word_senses": model.features.lexicon or None,
         "train_seconds": round(time.monotonic() - started, 1),

@@ -5,6 +5,7 @@ never again, a holiday is added, the service field editor opens. Screenshots go 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -134,6 +135,13 @@ def few_resolved(settings: Settings) -> Settings:
 
 
 class TestRoutingModels:
+    @pytest.fixture
+    def live(self, settings: Settings) -> Iterator[LiveServer]:
+        """Auto-dispatch is on at 0.9 here, so the page can mark that threshold."""
+        served = settings.model_copy(update={"AGENT_HOURS": "always", "ROUTING_AUTO_DISPATCH": 0.9})
+        with LiveServer(served) as server:
+            yield server
+
     def test_without_a_version_the_page_says_how_far_there_is_to_go(
         self, few_resolved: Settings, live: LiveServer, browser: Any
     ) -> None:
@@ -154,6 +162,20 @@ class TestRoutingModels:
         current = page.locator('#models tbody tr[data-code="2"]')
         assert current.locator("button").count() == 0 and "%" in current.inner_text()
         assert "v1" in older.inner_text() and "%" in older.inner_text()
+        # What auto-dispatch would do with v2, threshold by threshold; 0.9 is the setting.
+        note = page.locator("#auto-note")
+        assert "v2" in note.inner_text()
+        thresholds = page.locator("#auto-dispatch tbody tr")
+        assert thresholds.count() == 8
+        marked = page.locator("#auto-dispatch tbody tr.current")
+        assert marked.count() == 1
+        assert re.match(
+            r"90\.0% \((当前设置|current setting)\)", marked.locator("td").first.inner_text()
+        )
+        shares = [
+            float(t.split("%")[0]) for t in thresholds.locator("td:nth-child(2)").all_inner_texts()
+        ]
+        assert shares == sorted(shares, reverse=True) and shares[0] > 0
         shots(page, "admin-05-routing-models")
 
         # Back to v1 by keyboard: the button is named for its version.
@@ -163,6 +185,7 @@ class TestRoutingModels:
         page.wait_for_selector('#models tbody tr[data-code="2"] button')
         assert older.locator("button").count() == 0
         assert page.evaluate("document.activeElement.id") == "models-train"
+        assert "v1" in note.inner_text()
         listed = httpx.get(f"{live.url}/api/v1/admin/routing/models", headers=admin).json()
         assert [m["version"] for m in listed["items"] if m["active"]] == [1]
 

@@ -53,6 +53,46 @@ def test_evaluate_prints_the_model_beside_its_baselines(
     assert 0.2 <= majority_accuracy <= 0.3  # four balanced labels
     assert float(last.group(1)) > 0.9  # the words give the topic away
     assert any(line.startswith("城乡建设") for line in out)  # per-label figures
+    # What auto-dispatch would do at each threshold: fewer tickets as it rises.
+    at = out.index(next(line for line in out if line.startswith("auto-dispatch at")))
+    table = [line.split() for line in out[at + 1 : at + 1 + len(learning.THRESHOLDS)]]
+    assert [float(row[0]) for row in table] == list(learning.THRESHOLDS)
+    shares = [float(row[1].rstrip("%")) for row in table]
+    assert shares == sorted(shares, reverse=True) and shares[0] > 90
+
+
+def test_auto_dispatch_figures_count_the_sure_tickets_and_how_many_are_right() -> None:
+    import numpy as np
+
+    confidence = np.array([0.95, 0.85, 0.6, 0.3])
+    correct = np.array([True, True, False, False])
+    assert learning.by_confidence(confidence, correct, (0.5, 0.9, 0.99)) == (
+        (0.5, 0.75, 2 / 3),
+        (0.9, 0.25, 1.0),
+        (0.99, 0.0, None),
+    )
+
+
+def test_confident_suggestions_are_right_more_often() -> None:
+    """Half the messages name two topics and either could be the answer: the model is
+    unsure of those, so a higher threshold sends fewer tickets and more of them right."""
+    rng = random.Random(11)
+    topics = list(TOPICS)
+    texts, labels = [], []
+    for i in range(400):
+        own = topics[i % len(topics)]
+        if i % 2:
+            other = topics[(i + 1 + rng.randrange(len(topics) - 1)) % len(topics)]
+            words = [rng.choice(TOPICS[own]), rng.choice(TOPICS[other])]
+            own = rng.choice([own, other])
+        else:
+            words = rng.sample(TOPICS[own], 2)
+        texts.append("，".join([*words, rng.choice(FILLER)]))
+        labels.append(own)
+    model = learning.cross_validate(texts, labels, folds=4, say=lambda _: None)["model"]
+    table = {t: (share, right) for t, share, right in model.by_confidence}
+    assert table[0.5][0] > table[0.9][0] > 0.2
+    assert table[0.9][1] is not None and table[0.9][1] > model.accuracy + 0.1
 
 
 def test_a_bad_csv_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

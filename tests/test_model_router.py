@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
-from contact import model_router
+from contact import learning, model_router
 from contact.app import create_app
 from contact.db import sync_url
 from contact.learning import read_csv
@@ -159,6 +159,12 @@ def test_a_version_is_stored_with_its_metrics_beside_the_baselines(
     assert m["accuracy"] > m["baseline_keywords"]["accuracy"] + 0.1
     assert m["accuracy"] > m["baseline_majority"]["accuracy"] + 0.4
     assert set(m["per_label"]) == set(DEPARTMENT.values())
+    # What auto-dispatch would have done on the held-out share, threshold by threshold.
+    auto = m["auto_dispatch"]
+    assert [a["threshold"] for a in auto] == list(learning.THRESHOLDS)
+    assert auto[0]["share"] >= auto[-1]["share"] and 0 < auto[0]["share"] <= 1
+    sure = [a for a in auto if a["share"] > 0.1]
+    assert sure and all(a["accuracy"] >= m["accuracy"] - 0.05 for a in sure)
     assert row.size == len(row.blob) and len(row.sha256) == 64
 
 

@@ -601,6 +601,26 @@
     const none = (list.resolved_tickets >= list.needed ? ready : T.adm_no_models)
       .replace("{n}", String(list.resolved_tickets)).replace("{needed}", String(list.needed));
     table(modelBody, rows, 9, none);
+    showAutoDispatch(list);
+  }
+
+  // What auto-dispatch at each threshold would do, as the version in use measured on its
+  // held-out tickets; the row of the configured threshold is marked.
+  const autoBody = document.querySelector("#auto-dispatch tbody");
+  const autoNote = document.getElementById("auto-note");
+
+  function showAutoDispatch(list) {
+    const active = list.items.find((m) => m.active);
+    const figures = active ? (active.metrics || {}).auto_dispatch || [] : [];
+    autoNote.textContent = figures.length ? T.adm_auto_note.replace("{v}", String(active.version)) : "";
+    const rows = figures.map((f) => {
+      const current = list.auto_dispatch != null && Math.abs(f.threshold - list.auto_dispatch) < 1e-9;
+      return el("tr", { class: current ? "current" : "" },
+        el("td", {}, pct(f.threshold), current ? ` (${T.adm_auto_current})` : ""),
+        el("td", {}, pct(f.share)),
+        el("td", {}, pct(f.accuracy)));
+    });
+    table(autoBody, rows, 3, T.adm_auto_none);
   }
 
   document.getElementById("models-train").addEventListener("click", async () => {
