@@ -113,7 +113,7 @@ def test_a_worker_stopped_mid_training_stops_at_once_and_the_training_runs_again
         wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60)
         took = _stop(worker, log)
         assert took < 8, f"the stop took {took:.1f} s"
-        assert "still busy" in log.read_text()
+        assert "contact-train still busy" in log.read_text()
         # Cut short, not finished or failed: once its heartbeat lapses rq requeues it.
         assert job.get_status() == JobStatus.STARTED
         registry = StartedJobRegistry(queue=queue)
