@@ -15,9 +15,10 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact.db import insert_into
@@ -105,6 +106,35 @@ def take_pending(session: AsyncSession) -> list[BusMessage]:
 async def head(session: AsyncSession) -> int:
     """The id of the latest event (0 when there is none)."""
     return int((await session.execute(select(func.max(BusEvent.id)))).scalar_one() or 0)
+
+
+PRUNE_BATCH = 5_000  # rows a delete takes at a time: short transactions, short locks
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Delete the events logged before ``before``, a batch per commit, and return how
+    many went. The newest event always stays: ids keep increasing after it (SQLite reuses
+    the highest id + 1 of an empty table) and a reconnecting client's cursor stays valid.
+
+    Ids increase with time, so the oldest event still kept bounds the delete: it is found
+    by walking the primary key from the bottom, over the very rows being deleted."""
+    newest = await head(session)
+    first_kept = (
+        await session.execute(
+            select(BusEvent.id).where(BusEvent.created_at >= before).order_by(BusEvent.id).limit(1)
+        )
+    ).scalar()
+    cut = min(newest, first_kept if first_kept is not None else newest)
+    gone = 0
+    while True:
+        low = (await session.execute(select(func.min(BusEvent.id)))).scalar()
+        if low is None or low >= cut:
+            break
+        upto = min(cut, low + PRUNE_BATCH)
+        result = await session.execute(delete(BusEvent).where(BusEvent.id < upto))
+        await session.commit()
+        gone += result.rowcount or 0  # type: ignore[attr-defined]
+    return gone
 
 
 async def since(session: AsyncSession, last_id: int, limit: int = 1000) -> list[BusMessage]:

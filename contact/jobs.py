@@ -28,7 +28,8 @@ TRAIN_RETRIES = 2
 
 class InProcessJobs(Jobs):
     """The embedded default: one asyncio task delivers the outbox and runs the SLA,
-    kiosk and hot-spot scans; routing model retraining runs beside it (in a thread)."""
+    kiosk and hot-spot scans and deletes old real-time events; routing model retraining
+    runs beside it (in a thread)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,7 +60,7 @@ class InProcessJobs(Jobs):
         rt = self._runtime
         assert rt is not None
         interval = rt.settings.SWEEP_INTERVAL_SECONDS
-        next_scan = next_kiosk_scan = next_hotspot_scan = 0.0
+        next_scan = next_kiosk_scan = next_hotspot_scan = next_prune = 0.0
         # The first retraining check waits a minute: start-up is for serving.
         next_retrain = time.monotonic() + 60
         while True:
@@ -76,6 +77,9 @@ class InProcessJobs(Jobs):
                 if time.monotonic() >= next_hotspot_scan:
                     next_hotspot_scan = time.monotonic() + rt.settings.HOTSPOT_SCAN_INTERVAL_SECONDS
                     await tasks.hotspot_scan_async(rt)
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + tasks.PRUNE_EVENTS_SECONDS
+                    await tasks.prune_events_async(rt)
                 if time.monotonic() >= next_retrain:
                     next_retrain = time.monotonic() + tasks.RETRAIN_CHECK_SECONDS
                     if self._training is None or self._training.done():

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     DUPLICATE_WINDOW_DAYS: Annotated[float, Field(gt=0, le=90)] = 7
     DUPLICATE_THRESHOLD: Annotated[float, Field(gt=0, le=1)] = 0.5
     DUPLICATE_LINK_HOURS: Annotated[float, Field(gt=0, le=24 * 90)] = 72
+    # Real-time events older than this are deleted from the replay log (``bus_events``):
+    # a console away longer reloads its lists anyway when it reconnects.
+    EVENT_RETENTION_DAYS: Annotated[float, Field(gt=0, le=3650)] = 7
     # How often the hot-spot scan looks at today's counts (service × district).
     HOTSPOT_SCAN_INTERVAL_SECONDS: Annotated[int, Field(ge=10)] = 900
     # A new ticket whose routing confidence reaches this goes to its department at once

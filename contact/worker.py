@@ -2,9 +2,10 @@
 
 rq's default worker forks per job (~60 jobs/s); ``SimpleWorker`` runs them in the
 process (~250/s) and keeps one event loop and connection pool warm. A child
-process runs rq's cron scheduler, which enqueues the sweeper, the SLA scan, the kiosk scan,
-the hot-spot scan and the hourly "is routing retraining due?" check. Another child runs
-the training queue, so a model being trained never holds up deliveries.
+process runs rq's cron scheduler, which enqueues the sweeper, the SLA scan, the kiosk
+scan, the hot-spot scan, the hourly deletion of old real-time events and the hourly "is
+routing retraining due?" check. Another child runs the training queue, so a model being
+trained never holds up deliveries.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def _cron(redis_url: str, sweep_every: int, scan_every: int, hotspot_every: int 
         tasks.kiosk_scan, queue_name=QUEUE, interval=tasks.KIOSK_SCAN_SECONDS, result_ttl=60
     )
     cron.register(tasks.hotspot_scan, queue_name=QUEUE, interval=hotspot_every, result_ttl=60)
+    cron.register(
+        tasks.prune_events, queue_name=QUEUE, interval=tasks.PRUNE_EVENTS_SECONDS, result_ttl=60
+    )
     cron.register(
         tasks.retrain_routing,
         queue_name=TRAIN_QUEUE,

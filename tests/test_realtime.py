@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, select
 from starlette.websockets import WebSocketDisconnect
 
-from tests.conftest import login
+from contact.app import create_app
+from contact.db import sync_url
+from contact.models import BusEvent, utcnow
+from contact.settings import Settings
+from tests.conftest import login, with_runtime
 
 
 def create_and_dispatch(
@@ -68,3 +74,66 @@ class TestWebsocket:
             got = [next_of(ws, "ticket.assigned"), next_of(ws, "ticket.assigned")]
         assert [m["reference"] for m in got] == [first, second]
         assert got[0]["id"] < got[1]["id"]
+
+
+class TestEventLogRetention:
+    """The replay log keeps ``EVENT_RETENTION_DAYS`` of events, not every event ever."""
+
+    @staticmethod
+    def backdate(settings: Settings, days: float) -> int:
+        """Make every event logged so far ``days`` old; return how many there are."""
+        engine = create_engine(sync_url(settings.DATABASE_URL))
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    BusEvent.__table__.update().values(created_at=utcnow() - timedelta(days=days))
+                )
+                return int(conn.execute(select(func.count()).select_from(BusEvent)).scalar_one())
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def prune(settings: Settings) -> int:
+        from contact import tasks
+
+        return int(with_runtime(settings, tasks.prune_events_async))
+
+    def test_old_events_go_and_a_reconnecting_clerk_replays_what_is_kept(
+        self, settings: Settings
+    ) -> None:
+        with TestClient(create_app(settings)) as client:
+            agent = login(client, "agent1")
+            create_and_dispatch(client, agent, "jyj", "学校食堂卫生问题")
+            old = self.backdate(settings, 8)
+            recent = create_and_dispatch(client, agent, "jyj", "校车超载")
+        assert old >= 2
+        assert self.prune(settings) == old
+        assert self.prune(settings) == 0  # nothing more to do
+        with TestClient(create_app(settings)) as client:
+            jyj = login(client, "jyj-clerk")
+            # A clerk back after two weeks: the replay starts with what is kept.
+            with client.websocket_connect("/ws?since=0", headers=jyj) as ws:
+                assert next_of(ws, "ticket.assigned")["reference"] == recent
+
+    def test_the_newest_event_stays_so_ids_keep_increasing(self, settings: Settings) -> None:
+        with TestClient(create_app(settings)) as client:
+            agent = login(client, "agent1")
+            with client.websocket_connect("/ws", headers=agent) as ws:
+                create_and_dispatch(client, agent, "jyj", "学校食堂卫生问题")
+                before = next_of(ws, "ticket.assigned")["id"]
+        total = self.backdate(settings, 30)
+        assert self.prune(settings) == total - 1
+        with TestClient(create_app(settings)) as client:
+            agent = login(client, "agent1")
+            with client.websocket_connect(f"/ws?since={before}", headers=agent) as ws:
+                create_and_dispatch(client, agent, "jyj", "校车超载")
+                # A console whose cursor is the last id it saw still hears the next event.
+                assert next_of(ws, "ticket.assigned")["id"] > before
+
+    def test_the_retention_is_a_setting(self, settings: Settings) -> None:
+        with TestClient(create_app(settings)) as client:
+            create_and_dispatch(client, login(client, "agent1"), "jyj", "学校食堂卫生问题")
+        total = self.backdate(settings, 8)
+        kept_longer = settings.model_copy(update={"EVENT_RETENTION_DAYS": 10})
+        assert self.prune(kept_longer) == 0
+        assert self.prune(settings) == total - 1
