@@ -60,9 +60,9 @@ class InProcessJobs(Jobs):
         rt = self._runtime
         assert rt is not None
         interval = rt.settings.SWEEP_INTERVAL_SECONDS
-        next_scan = next_kiosk_scan = next_hotspot_scan = next_prune = 0.0
-        # The first retraining check waits a minute: start-up is for serving.
-        next_retrain = time.monotonic() + 60
+        next_scan = next_kiosk_scan = next_hotspot_scan = 0.0
+        # The first retraining check and clean-up wait a minute: start-up is for serving.
+        next_retrain = next_prune = time.monotonic() + 60
         while True:
             try:
                 for lane in self.lanes.values():

@@ -273,7 +273,7 @@ async def kiosk_scan_async(rt: Runtime) -> int:
     return marked
 
 
-# ---------------------------------------------------------------- hot spots
+# ---------------------------------------------------------------- housekeeping
 
 
 PRUNE_EVENTS_SECONDS = 3600  # how often old real-time events are deleted
@@ -283,15 +283,18 @@ def prune_events() -> int:
     return _run(prune_events_async(RUNTIME))  # type: ignore[arg-type]
 
 
-async def prune_events_async(rt: Runtime, *, now: datetime | None = None) -> int:
+async def prune_events_async(rt: Runtime) -> int:
     """Delete real-time events older than ``EVENT_RETENTION_DAYS`` from the replay log.
     Safe in several processes at once: each deletes what is still there."""
-    before = (now or utcnow()) - timedelta(days=rt.settings.EVENT_RETENTION_DAYS)
+    before = utcnow() - timedelta(days=rt.settings.EVENT_RETENTION_DAYS)
     async with rt.db.session() as s:
         gone = await bus.prune(s, before)
     if gone:
         log.info("deleted %d real-time events logged before %s", gone, before.isoformat())
     return gone
+
+
+# ---------------------------------------------------------------- hot spots
 
 
 def hotspot_scan() -> int:
