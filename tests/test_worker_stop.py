@@ -20,6 +20,7 @@ pytestmark = [
     # They share Redis database 12 (and flush it): one test runner takes them all.
     pytest.mark.xdist_group("redis-db-12"),
 ]
+STOP_REDIS_URL = (REDIS_URL or "").rsplit("/", 1)[0] + "/12"
 
 
 def _stop(worker: WorkerProcess, log: Path, limit: float = 30) -> float:
@@ -64,9 +65,8 @@ def test_a_worker_whose_listener_already_read_the_unsubscribe_stops_at_once() ->
 def test_contact_worker_stops_on_sigterm_within_seconds_every_time(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/stop.db"
     upgrade(url)
-    redis_url = (REDIS_URL or "").rsplit("/", 1)[0] + "/12"
-    flush_redis(redis_url)
-    env = {**base_env(url, redis_url), "CONTACT_LOG_LEVEL": "INFO"}
+    flush_redis(STOP_REDIS_URL)
+    env = {**base_env(url, STOP_REDIS_URL), "CONTACT_LOG_LEVEL": "INFO"}
     for attempt in range(4):
         log = tmp_path / f"worker-{attempt}.log"
         worker = WorkerProcess(env, log)
@@ -95,9 +95,8 @@ def test_a_worker_stopped_mid_training_stops_at_once_and_the_training_runs_again
 
     url = f"sqlite:///{tmp_path}/train-stop.db"
     upgrade(url)
-    redis_url = (REDIS_URL or "").rsplit("/", 1)[0] + "/12"
-    flush_redis(redis_url)
-    redis = Redis.from_url(redis_url)
+    flush_redis(STOP_REDIS_URL)
+    redis = Redis.from_url(STOP_REDIS_URL)
     queue = Queue(TRAIN_QUEUE, connection=redis)
     # A stand-in for a long training, queued as an on-demand training is.
     job = queue.enqueue(
@@ -107,7 +106,7 @@ def test_a_worker_stopped_mid_training_stops_at_once_and_the_training_runs_again
         retry=Retry(max=TRAIN_RETRIES),
     )
     log = tmp_path / "worker.log"
-    worker = WorkerProcess({**base_env(url, redis_url), "CONTACT_LOG_LEVEL": "INFO"}, log)
+    worker = WorkerProcess({**base_env(url, STOP_REDIS_URL), "CONTACT_LOG_LEVEL": "INFO"}, log)
     worker.start()
     try:
         wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60)
@@ -136,16 +135,15 @@ def test_an_admins_training_request_is_queued_to_be_run_again_if_cut_short() -> 
     from contact.jobs import TRAIN_RETRIES, TRAIN_TIMEOUT_SECONDS
     from contact.routing_api import TRAIN_JOB_ID, queue_training
 
-    redis_url = (REDIS_URL or "").rsplit("/", 1)[0] + "/12"
-    flush_redis(redis_url)
-    rt = SimpleNamespace(settings=SimpleNamespace(REDIS_URL=redis_url))
+    flush_redis(STOP_REDIS_URL)
+    rt = SimpleNamespace(settings=SimpleNamespace(REDIS_URL=STOP_REDIS_URL))
     asyncio.run(queue_training(rt))  # type: ignore[arg-type]
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(STOP_REDIS_URL)
     try:
         job = Job.fetch(TRAIN_JOB_ID, connection=redis)
         assert job.retries_left == TRAIN_RETRIES
         assert job.timeout == TRAIN_TIMEOUT_SECONDS
         assert job.kwargs == {"scheduled": False}
     finally:
-        flush_redis(redis_url)
+        flush_redis(STOP_REDIS_URL)
         redis.close()
