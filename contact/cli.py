@@ -294,6 +294,9 @@ def cmd_routing_train(args: argparse.Namespace) -> int:
                     f"{name.replace('_', ' ')}: accuracy={m[name]['accuracy']:.3f} "
                     f"macro_f1={m[name]['macro_f1']:.3f}"
                 )
+            learning.report_by_confidence(
+                [(a["threshold"], a["share"], a["accuracy"]) for a in m.get("auto_dispatch", [])]
+            )
             print(f"accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f}")
             return 0
         finally:

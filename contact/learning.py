@@ -584,8 +584,16 @@ def report(results: dict[str, Scores], say: Callable[[str], None] = print) -> No
     for name in ("majority", "keywords"):
         b = results[name]
         say(f"baseline {name}: accuracy={b.accuracy:.3f} macro_f1={b.macro_f1:.3f}")
-    if model.by_confidence:
-        say("auto-dispatch at confidence >=   tickets dispatched   right")
-        for t, share, right in model.by_confidence:
-            say(f"{t:>28.2f} {share:>20.1%} {'-' if right is None else f'{right:.1%}':>7}")
+    report_by_confidence(model.by_confidence, say)
     say(f"accuracy={model.accuracy:.3f} macro_f1={model.macro_f1:.3f}")
+
+
+def report_by_confidence(
+    rows: Sequence[tuple[float, float, float | None]], say: Callable[[str], None] = print
+) -> None:
+    """The table of :func:`by_confidence`: what auto-dispatch would do at each threshold."""
+    if not rows:
+        return
+    say("auto-dispatch at confidence >=   tickets dispatched   right")
+    for t, share, right in rows:
+        say(f"{t:>28.2f} {share:>20.1%} {'-' if right is None else f'{right:.1%}':>7}")

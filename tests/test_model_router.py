@@ -4,7 +4,11 @@ rules leave the department open, dispatching on its own above the threshold."""
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from contact.models import RoutingModel, Ticket, utcnow
 from contact.reference import new_reference
 from contact.routing import RoutingRequest
 from contact.settings import Settings
-from tests.conftest import login, wait_for, with_runtime
+from tests.conftest import ROOT, base_env, login, wait_for, with_runtime
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "zhengwu_messages_zh.csv"
 # The shared messages' categories, as the demo city's departments would resolve them.
@@ -166,6 +170,31 @@ def test_a_version_is_stored_with_its_metrics_beside_the_baselines(
     sure = [a for a in auto if a["share"] > 0.1]
     assert sure and all(a["accuracy"] >= m["accuracy"] - 0.05 for a in sure)
     assert row.size == len(row.blob) and len(row.sha256) == 64
+
+
+def test_contact_routing_train_stores_a_version_and_prints_its_figures(
+    settings: Settings,
+) -> None:
+    insert_resolved(settings, messages()[0])
+    r = subprocess.run(
+        [sys.executable, "-m", "contact.cli", "routing", "train"],
+        env={**os.environ, **base_env(settings.DATABASE_URL, None)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert any(line.startswith("routing model v1: ") for line in out)
+    assert re.fullmatch(r"accuracy=0\.\d{3} macro_f1=0\.\d{3}", out[-1])
+    # What auto-dispatch would do, threshold by threshold, before the last line.
+    at = out.index("auto-dispatch at confidence >=   tickets dispatched   right")
+    assert [float(line.split()[0]) for line in out[at + 1 : -1]] == list(learning.THRESHOLDS)
+    engine = create_engine(sync_url(settings.DATABASE_URL))
+    with engine.connect() as conn:
+        assert conn.execute(select(RoutingModel.version, RoutingModel.active)).all() == [(1, True)]
+    engine.dispose()
 
 
 def test_where_the_rules_fall_back_the_model_routes_with_its_confidence(
