@@ -277,7 +277,12 @@ def cmd_routing_train(args: argparse.Namespace) -> int:
                     return 2
                 started = _time.monotonic()
                 model, metrics = await asyncio.to_thread(
-                    model_router.evaluate_and_train, texts, labels, print
+                    model_router.evaluate_and_train,
+                    texts,
+                    labels,
+                    print,
+                    None,
+                    settings.ROUTING_AUTO_DISPATCH,
                 )
                 outcome = await model_router.store(
                     rt,

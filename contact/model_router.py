@@ -224,8 +224,11 @@ def evaluate_and_train(
     labels: Sequence[str],
     say: Callable[[str], None] | None = None,
     extras: Sequence[Sequence[str]] | None = None,
+    auto_dispatch: float | None = None,
 ) -> tuple[learning.TextModel, dict[str, Any]]:
-    """Measure on a fixed-seed held-out share beside the baselines, then train on all."""
+    """Measure on a fixed-seed held-out share beside the baselines, then train on all.
+    What auto-dispatch would do is measured at the usual thresholds and at the
+    configured one (``auto_dispatch``), if any."""
     from sklearn.model_selection import train_test_split
 
     x, y = list(texts), list(labels)
@@ -236,7 +239,8 @@ def evaluate_and_train(
     held = learning.TextModel.train(a, ya, SEED, extras=ea)
     predicted, confidence = held.predict_with_confidence(b, eb)
     scored = learning.score(yb, predicted)
-    sure = learning.by_confidence(confidence, np.asarray(predicted) == np.asarray(yb))
+    thresholds = sorted({*learning.THRESHOLDS, *([auto_dispatch] if auto_dispatch else [])})
+    sure = learning.by_confidence(confidence, np.asarray(predicted) == np.asarray(yb), thresholds)
     majority = Counter(ya).most_common(1)[0][0]
     base_major = learning.score(yb, [majority] * len(yb))
     base_kw = learning.score(yb, learning.keyword_rules(a, ya)(b))
@@ -412,7 +416,12 @@ async def train_from_tickets(rt: Runtime, say: Callable[[str], None] | None = No
         return Outcome(None, False, len(examples.texts), {}, problem)
     started = time.monotonic()
     model, metrics = await asyncio.to_thread(
-        evaluate_and_train, examples.texts, examples.labels, say, examples.extras
+        evaluate_and_train,
+        examples.texts,
+        examples.labels,
+        say,
+        examples.extras,
+        rt.settings.ROUTING_AUTO_DISPATCH,
     )
     return await store(
         rt,

@@ -172,6 +172,14 @@ def test_a_version_is_stored_with_its_metrics_beside_the_baselines(
     assert row.size == len(row.blob) and len(row.sha256) == 64
 
 
+def test_the_configured_auto_dispatch_threshold_is_measured_too(settings: Settings) -> None:
+    insert_resolved(settings, messages()[0])
+    configured = settings.model_copy(update={"ROUTING_AUTO_DISPATCH": 0.93})
+    outcome = with_runtime(configured, model_router.train_from_tickets)
+    thresholds = [a["threshold"] for a in outcome.metrics["auto_dispatch"]]
+    assert thresholds == sorted([*learning.THRESHOLDS, 0.93])
+
+
 def test_contact_routing_train_stores_a_version_and_prints_its_figures(
     settings: Settings,
 ) -> None:
