@@ -227,3 +227,25 @@ def test_landscape_screens_keep_large_targets(browser: Any, hall: Hall, backend:
         s.page.goto(s.url + path)
         s.check(name)
     s.context.close()
+
+
+def test_the_keypad_opens_on_a_field_focused_before_the_script_ran(
+    browser: Any, hall: Hall, backend: str
+) -> None:
+    """The tracking screen focuses its reference field at once (for the barcode scanner).
+    On a slow kiosk that focus came before the script listened for it, and tapping the
+    already-focused field brought no keypad: a touch-only screen left without keys."""
+    s = Screen(browser, hall, backend, 1080, 1920)
+
+    def late(route: Any) -> None:
+        time.sleep(1.5)  # the page renders and focuses the field first
+        route.continue_()
+
+    s.page.route("**/kiosk/static/kiosk.js", late)
+    s.page.goto(f"{s.url}/kiosk/track")
+    assert s.page.evaluate("document.activeElement.id") == "ref"
+    s.page.wait_for_function("document.readyState === 'complete'")
+    s.tap("#ref")
+    s.tap_keys("2026")
+    assert s.page.locator("#ref").input_value() == "2026"
+    s.context.close()

@@ -92,13 +92,20 @@
     }
     el.dispatchEvent(new Event("input", { bubbles: true }));
   }
+  function open(el) {
+    if (target === el && !pad.hidden) return;
+    target = el;
+    build(el.getAttribute("data-pad"));
+  }
   if (pad) {
     document.querySelectorAll("[data-pad]").forEach(function (el) {
-      el.addEventListener("focus", function () {
-        target = el;
-        build(el.getAttribute("data-pad"));
-      });
+      el.addEventListener("focus", function () { open(el); });
+      // A field already focused gets no focus event when tapped: the tap opens it too.
+      el.addEventListener("click", function () { open(el); });
     });
+    // A field the page focused (autofocus, for the scanner) before this script ran.
+    var focused = document.activeElement;
+    if (focused && focused.hasAttribute && focused.hasAttribute("data-pad")) open(focused);
     pad.addEventListener("pointerdown", function (e) { e.preventDefault(); });
     pad.addEventListener("click", function (e) {
       var b = e.target.closest("[data-key]");
