@@ -95,6 +95,15 @@ def api_token(live: LiveServer, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+def dispatch(live: LiveServer, agent: dict[str, str], ref: str, department: str) -> None:
+    r = httpx.post(
+        f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
+        json={"department": department},
+        headers=agent,
+    )
+    assert r.status_code == 200, r.text
+
+
 def row(page: Any, reference: str) -> Any:
     return page.locator(f'tr[data-reference="{reference}"]')
 
@@ -255,12 +264,7 @@ class TestTheLoopInTheBrowser:
         theirs = text_in(live, "+8613900139004", "学校门口交通拥堵")
         clerk = sign_in(browser, live, "cgj-dh-clerk")
         for ref, dept in ((ours, "cgj-dh"), (theirs, "jyj")):
-            r = httpx.post(
-                f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
-                json={"department": dept},
-                headers=agent,
-            )
-            assert r.status_code == 200, r.text
+            dispatch(live, agent, ref, dept)
         row(clerk, ours).wait_for()
         time.sleep(0.5)
         assert row(clerk, theirs).count() == 0
@@ -277,12 +281,7 @@ class TestTheLoopInTheBrowser:
         the urging and keeps the form, the text and the cursor."""
         agent = api_token(live, "agent1")
         ref = text_in(live, "+8613900139005", "东湖区路灯不亮")
-        r = httpx.post(
-            f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
-            json={"department": "cgj-dh"},
-            headers=agent,
-        )
-        assert r.status_code == 200, r.text
+        dispatch(live, agent, ref, "cgj-dh")
         clerk = sign_in(browser, live, "cgj-dh-clerk")
         row(clerk, ref).click()
         clerk.wait_for_selector('.actions button[data-action="accept"]')
@@ -364,13 +363,7 @@ class TestHotSpots:
             json={"description": "江北区江北大道垃圾桶满了没人清运", "service": "garbage"},
         )
         assert r.status_code == 201, r.text
-        ref = r.json()["reference"]
-        r = httpx.post(
-            f"{live.url}/api/v1/tickets/{ref}/actions/dispatch",
-            headers=agent,
-            json={"department": "cgj-jb"},
-        )
-        assert r.status_code == 200, r.text
+        dispatch(live, agent, r.json()["reference"], "cgj-jb")
         line.locator(".mine", has_text="已派本部门 1 件").wait_for()
         shots(clerk, "dept-hotspots")
         # Another department in the same district has nothing to act on.
