@@ -222,7 +222,12 @@ def cmd_routing_evaluate(args: argparse.Namespace) -> int:
         print("routing: --folds must be from 2 to 20", file=sys.stderr)
         return 2
     print(f"{len(texts)} rows, {len(set(labels))} labels, {args.folds} folds, seed {args.seed}")
-    learning.report(learning.cross_validate(texts, labels, args.folds, args.seed))
+    named = None if args.no_label_names else learning.name_descriptions(labels)
+    if named:
+        print("the model also reads each label's name as one example of it")
+    learning.report(
+        learning.cross_validate(texts, labels, args.folds, args.seed, descriptions=named)
+    )
     return 0
 
 
@@ -244,7 +249,9 @@ def cmd_routing_train(args: argparse.Namespace) -> int:
             return 2
     if args.out is not None:
         started = _time.monotonic()
-        model = learning.TextModel.train(texts, labels, say=print)
+        model = learning.TextModel.train(
+            texts, labels, say=print, descriptions=learning.name_descriptions(labels)
+        )
         took = _time.monotonic() - started
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"routing-{_time.strftime('%Y%m%d-%H%M%S')}.npz"
@@ -283,6 +290,7 @@ def cmd_routing_train(args: argparse.Namespace) -> int:
                     print,
                     None,
                     settings.ROUTING_AUTO_DISPATCH,
+                    model_router.descriptions(catalogue),
                 )
                 outcome = await model_router.store(
                     rt,
@@ -370,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     rev.add_argument("--csv", type=Path, required=True)
     rev.add_argument("--folds", type=int, default=5)
     rev.add_argument("--seed", type=int, default=42)
+    rev.add_argument(
+        "--no-label-names",
+        action="store_true",
+        help="learn from the rows only, not also from each label's name",
+    )
     rev.set_defaults(func=cmd_routing_evaluate)
     rtr = rosub.add_parser(
         "train",

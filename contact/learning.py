@@ -29,7 +29,7 @@ import time
 import unicodedata
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -93,6 +93,9 @@ def _word_key(word: str) -> int:
 
 
 Extras = Sequence[Sequence[str]] | None
+# What each label covers in words (a department's name, its services' names and
+# keywords): read as extra training documents, one per text.
+Descriptions = Mapping[str, Sequence[str]] | None
 
 
 def _concept_keys(lexicon: Lexicon, words: Sequence[str]) -> list[int]:
@@ -245,6 +248,32 @@ class Features:
         return col, _weights(doc, col, count, self.idf, self.block, 1)
 
 
+def _with_descriptions(
+    texts: Sequence[str], labels: Sequence[str], extras: Extras, descriptions: Descriptions
+) -> tuple[list[str], list[str], Extras]:
+    """The examples followed by one document for each description of a label that has
+    examples."""
+    texts, labels = list(texts), list(labels)
+    if not descriptions:
+        return texts, labels, extras
+    known = set(labels)
+    added = [
+        (text, label)
+        for label in sorted(known & set(descriptions))
+        for text in dict.fromkeys(descriptions[label])
+        if text.strip()
+    ]
+    if extras is not None:
+        extras = [*extras, *([] for _ in added)]
+    return texts + [t for t, _ in added], labels + [lab for _, lab in added], extras
+
+
+def name_descriptions(labels: Sequence[str]) -> dict[str, list[str]]:
+    """Each label's own name as its description ("Tree or Vegetation Issue", "城乡建设"),
+    separators read as spaces: what a CSV of named categories says about them."""
+    return {lab: [re.sub(r"[_/|>-]+", " ", lab)] for lab in set(labels)}
+
+
 def _classifier() -> Any:
     from sklearn.svm import LinearSVC
 
@@ -313,12 +342,18 @@ class TextModel:
         say: Callable[[str], None] | None = None,
         extras: Extras = None,
         lexicon: Lexicon | Literal["installed"] | None = "installed",
+        descriptions: Descriptions = None,
     ) -> TextModel:
         """Fit on ``texts`` and their ``labels``. English texts also read their words'
-        senses from ``lexicon``: by default the WordNet installed here, if any."""
+        senses from ``lexicon``: by default the WordNet installed here, if any.
+        ``descriptions`` say in words what labels cover; each becomes one more training
+        document of its label (labels without examples are not added), so a label
+        with few examples is still known by its name and its synonyms."""
         from contact import lexicon as lexicons
 
         chinese = is_chinese(texts)
+        real = len(texts)
+        texts, labels, extras = _with_descriptions(texts, labels, extras, descriptions)
         if chinese:
             lexicon = None
         elif lexicon == "installed":
@@ -334,7 +369,7 @@ class TextModel:
                 + (f", word senses from {lexicon.directory}" if lexicon else "")
             )
         y = np.asarray(labels, dtype=object)
-        temperature = cls._temperature(x, y, seed)
+        temperature = cls._temperature(x, y, seed, real)
         clf = _classifier().fit(x, y)
         coef = np.asarray(clf.coef_, dtype=np.float32)
         intercept = np.asarray(clf.intercept_, dtype=np.float32)
@@ -345,27 +380,31 @@ class TextModel:
         return cls(classes, features, np.ascontiguousarray(coef.T), intercept, temperature, chinese)
 
     @staticmethod
-    def _temperature(x: Any, y: np.ndarray, seed: int) -> float:
+    def _temperature(x: Any, y: np.ndarray, seed: int, real: int) -> float:
         """Choose the temperature on out-of-fold scores (3 folds over at most
-        TEMPERATURE_ROWS rows), so that "0.9" means right about nine times in ten."""
+        TEMPERATURE_ROWS rows), so that "0.9" means right about nine times in ten.
+        Rows from ``real`` on are descriptions: always trained on, never scored."""
         from sklearn.model_selection import StratifiedKFold, train_test_split
 
-        counts = Counter(y.tolist())
-        if len(y) < 50 or min(counts.values()) < 3:
+        own = y[:real]
+        counts = Counter(own.tolist())
+        if real < 50 or min(counts.values()) < 3:
             return 1.0
-        rows = np.arange(len(y))
-        if len(y) > TEMPERATURE_ROWS:
+        rows = np.arange(real)
+        if real > TEMPERATURE_ROWS:
             rows, _ = train_test_split(
-                rows, train_size=TEMPERATURE_ROWS, random_state=seed, stratify=y
+                rows, train_size=TEMPERATURE_ROWS, random_state=seed, stratify=own
             )
             if min(Counter(y[rows].tolist()).values()) < 3:
                 return 1.0
-        labels = sorted(counts)
+        described = np.arange(real, len(y))
+        labels = sorted(set(y.tolist()))
         order = {c: i for i, c in enumerate(labels)}
         scores = np.full((len(rows), len(labels)), -1e3)
         folds = StratifiedKFold(3, shuffle=True, random_state=seed)
         for a, b in folds.split(rows, y[rows]):
-            held = _classifier().fit(x[rows[a]], y[rows[a]])
+            fit = np.concatenate((rows[a], described))
+            held = _classifier().fit(x[fit], y[fit])
             columns = [order[c] for c in held.classes_]
             scores[np.ix_(b, columns)] = _decision(held, x[rows[b]])
         return fit_temperature(scores, np.array([order[v] for v in y[rows]]))
@@ -528,8 +567,10 @@ def cross_validate(
     folds: int = 5,
     seed: int = 42,
     say: Callable[[str], None] = print,
+    descriptions: Descriptions = None,
 ) -> dict[str, Scores]:
-    """Model and baselines on the same fixed-seed stratified folds."""
+    """Model and baselines on the same fixed-seed stratified folds; the model also
+    learns from the labels' ``descriptions``, if given."""
     from sklearn.model_selection import StratifiedKFold
 
     x = np.asarray(texts, dtype=object)
@@ -546,7 +587,7 @@ def cross_validate(
         predicted["majority"][test] = Counter(ty).most_common(1)[0][0]
         predicted["keywords"][test] = keyword_rules(tx, ty)(ex)
         predicted["model"][test], confidence[test] = TextModel.train(
-            tx, ty, seed
+            tx, ty, seed, descriptions=descriptions
         ).predict_with_confidence(ex)
         say(
             f"fold {n}/{folds}: {len(train)} train, {len(test)} test, "

@@ -67,6 +67,27 @@ def facts(channel: str | None, district: str | None) -> list[str]:
     return out
 
 
+def descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
+    """What the catalogue says each department handles: its names and keywords, and
+    the names, descriptions and keywords of the services it (or, for a district's
+    office, its bureau's territorial services) takes. The model reads them as extra examples,
+    so a department with few resolved tickets is still known by its services' words."""
+    out: dict[str, list[str]] = {}
+    for d in catalogue.departments.values():
+        out[d.code] = [f"{d.name_zh} {d.name_en}".strip()]
+        if d.keywords:
+            out[d.code].append(" ".join(d.keywords))
+    for svc in catalogue.services.values():
+        text = " ".join((svc.name_zh, svc.name_en, *svc.descriptions, *svc.keywords)).strip()
+        takers = [svc.department]
+        if svc.territorial:
+            takers += catalogue.children.get(svc.department, [])
+        for code in takers:
+            if code in out:
+                out[code].append(text)
+    return out
+
+
 @dataclass(frozen=True)
 class Loaded:
     version: int
@@ -225,10 +246,12 @@ def evaluate_and_train(
     say: Callable[[str], None] | None = None,
     extras: Sequence[Sequence[str]] | None = None,
     auto_dispatch: float | None = None,
+    described: learning.Descriptions = None,
 ) -> tuple[learning.TextModel, dict[str, Any]]:
-    """Measure on a fixed-seed held-out share beside the baselines, then train on all.
-    What auto-dispatch would do is measured at the usual thresholds and at the
-    configured one (``auto_dispatch``), if any."""
+    """Measure on a fixed-seed held-out share beside the baselines, then train on all,
+    both times with the departments' descriptions (``described``), if any. What
+    auto-dispatch would do is measured at the usual thresholds and at the configured
+    one (``auto_dispatch``), if any."""
     from sklearn.model_selection import train_test_split
 
     x, y = list(texts), list(labels)
@@ -236,7 +259,7 @@ def evaluate_and_train(
     a, b, ya, yb, ea, eb = train_test_split(
         x, y, ex, test_size=HOLD_OUT, random_state=SEED, stratify=y
     )
-    held = learning.TextModel.train(a, ya, SEED, extras=ea)
+    held = learning.TextModel.train(a, ya, SEED, extras=ea, descriptions=described)
     predicted, confidence = held.predict_with_confidence(b, eb)
     scored = learning.score(yb, predicted)
     thresholds = sorted({*learning.THRESHOLDS, *([auto_dispatch] if auto_dispatch else [])})
@@ -245,7 +268,7 @@ def evaluate_and_train(
     base_major = learning.score(yb, [majority] * len(yb))
     base_kw = learning.score(yb, learning.keyword_rules(a, ya)(b))
     started = time.monotonic()
-    model = learning.TextModel.train(x, y, SEED, say=say, extras=ex)
+    model = learning.TextModel.train(x, y, SEED, say=say, extras=ex, descriptions=described)
     metrics = {
         "accuracy": round(scored.accuracy, 4),
         "macro_f1": round(scored.macro_f1, 4),
@@ -271,6 +294,7 @@ def evaluate_and_train(
             }
             for t, share, right in sure
         ],
+        "descriptions": sum(len(described.get(k, ())) for k in set(y)) if described else 0,
         "temperature": round(model.temperature, 3),
         "word_senses": model.features.lexicon or None,
         "train_seconds": round(time.monotonic() - started, 1),
@@ -422,6 +446,7 @@ async def train_from_tickets(rt: Runtime, say: Callable[[str], None] | None = No
         say,
         examples.extras,
         rt.settings.ROUTING_AUTO_DISPATCH,
+        descriptions(catalogue),
     )
     return await store(
         rt,

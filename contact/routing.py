@@ -33,6 +33,7 @@ class ServiceInfo:
     territorial: bool
     policy_id: int  # deadline policy
     fields: tuple[dict[str, object], ...] = ()
+    descriptions: tuple[str, ...] = ()  # what the service covers, in each language
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,7 @@ async def _load_catalogue(s: AsyncSession) -> Catalogue:
                 territorial=sv.territorial,
                 policy_id=sv.deadline_policy_id,
                 fields=tuple(sv.fields or ()),
+                descriptions=tuple(d for d in (sv.description_zh, sv.description_en) if d),
             )
             for sv in services
         },

@@ -142,6 +142,77 @@ def test_facts_beside_the_words_are_learnt_too() -> None:
     assert model.predict([text, text], [["district:jb"], ["district:dh"]]) == ["cgj-jb", "cgj-dh"]
 
 
+def test_a_label_with_few_examples_is_known_by_its_description() -> None:
+    """Five tickets about fallen branches teach nothing about weeds; the label's
+    description (what the catalogue says it covers) does. A description of a label
+    without examples adds no label the model could suggest."""
+    rng = random.Random(5)
+    other = [
+        "noise",
+        "dog",
+        "barking",
+        "neighbour",
+        "party",
+        "parking",
+        "permit",
+        "question",
+        "fee",
+        "tax",
+        "office",
+        "hours",
+        "water",
+        "bill",
+        "meter",
+        "leak",
+        "graffiti",
+        "wall",
+        "paint",
+        "sign",
+        "missing",
+        "bench",
+        "broken",
+        "fence",
+        "door",
+    ]
+    texts, labels = [], []
+    for i in range(60):
+        texts.append(f"pothole on {rng.choice(['main', 'high', 'elm'])} street, car damaged {i}")
+        labels.append("Roads")
+        texts.append(f"bin not collected on {rng.choice(['monday', 'friday'])}, trash left {i}")
+        labels.append("Trash")
+        texts.append(" ".join(rng.sample(other, 5)) + f" {i}")
+        labels.append("Other")
+    for i in range(5):
+        texts.append(f"tree branch down after the storm {i}")
+        labels.append("Trees")
+    described = {
+        "Trees": ["Trees, weeds, bushes and overgrown grass"],
+        "Snow": ["Snow and ice on the pavement"],
+    }
+    asked = "weeds and bushes overgrown by the path"
+    plain = learning.TextModel.train(texts, labels)
+    taught = learning.TextModel.train(texts, labels, descriptions=described)
+    assert plain.rank(asked)[0][0] == "Other"
+    assert taught.rank(asked)[0][0] == "Trees"
+    assert sorted(taught.labels) == ["Other", "Roads", "Trash", "Trees"]
+    assert taught.predict(["pothole on main street"]) == ["Roads"]
+    assert learning.name_descriptions(["Tree or Vegetation Issue", "Sign/Marking"]) == {
+        "Tree or Vegetation Issue": ["Tree or Vegetation Issue"],
+        "Sign/Marking": ["Sign Marking"],
+    }
+
+
+def test_evaluate_reads_label_names_unless_told_not_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "messages.csv", corpus(120))
+    assert main(["routing", "evaluate", "--csv", str(path), "--folds", "3"]) == 0
+    assert "each label's name" in capsys.readouterr().out
+    args = ["routing", "evaluate", "--csv", str(path), "--folds", "3", "--no-label-names"]
+    assert main(args) == 0
+    assert "each label's name" not in capsys.readouterr().out
+
+
 def test_a_saved_model_reads_back_the_same_and_holds_no_code(tmp_path: Path) -> None:
     import io
     import pickle

@@ -308,6 +308,53 @@ def test_the_label_is_the_department_that_resolved_it_not_the_first_guess(
     assert all(facts == ["channel:voice"] for facts in found.extras)
 
 
+def test_a_department_with_few_tickets_is_known_by_its_catalogue_services(
+    settings: Settings,
+) -> None:
+    """The civil affairs bureau (mzj) has resolved only six minimum-allowance letters;
+    the catalogue says it also takes elderly care. The model trained from tickets
+    reads the catalogue too, so a letter about a care home goes to mzj, where the same
+    history without the catalogue's words sends it elsewhere."""
+    train, _ = messages()
+    allowance = [
+        (f"{who}家里{why}，想申请低保，请问需要什么材料，{n}号", "mzj")
+        for n, (who, why) in enumerate(
+            [
+                ("我", "生活困难"),
+                ("我母亲", "没有收入"),
+                ("邻居", "因病致贫"),
+                ("我", "失业两年"),
+                ("我们", "房子被烧"),
+                ("我叔叔", "残疾无业"),
+            ]
+        )
+    ]
+    insert_resolved(settings, train + allowance)
+    asked = "我父亲八十多岁了，想问敬老院和居家养老、老年食堂助餐怎么申请"
+
+    async def go(rt: Any) -> Any:
+        outcome = await model_router.train_from_tickets(rt)
+        catalogue = await rt.catalogue()
+        async with rt.db.session() as s:
+            found, _ = model_router.usable(await model_router.resolved_examples(s, catalogue))
+        await model_router.warm(rt)
+        router = await model_router.router(rt)
+        return outcome, catalogue, found, router.loaded.model
+
+    outcome, catalogue, found, model = with_runtime(settings, go)
+    assert outcome.version == 1 and outcome.metrics["descriptions"] > len(DEPARTMENT)
+    assert model.rank(asked)[0][0] == "mzj"
+    plain, _ = model_router.evaluate_and_train(found.texts, found.labels, extras=found.extras)
+    assert plain.rank(asked)[0][0] != "mzj"
+    # What the catalogue says: the department's names, and its services' words; a
+    # district's office also hears its bureau's territorial services.
+    said = model_router.descriptions(catalogue)
+    assert said["mzj"][0] == "市民政局 Civil Affairs Bureau"
+    assert any("敬老院" in t and "Elderly care" in t for t in said["mzj"])
+    assert any("路灯" in t for t in said["cgj-dh"]) and said["cgj-dh"][0].startswith("东湖区")
+    assert not any("路灯" in t for t in said["mzj"])
+
+
 def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> None:
     train, _ = messages()
     insert_resolved(settings, train[:40])

@@ -148,6 +148,9 @@ class DemoCatalogue:
                     territorial=s["territorial"],
                     policy_id=policy_ids[s["policy"]],
                     fields=tuple(s["fields"]),
+                    descriptions=tuple(
+                        d for d in (s.get("description_zh"), s.get("description_en")) if d
+                    ),
                 )
                 for i, s in enumerate(self.services)
             },
