@@ -21,7 +21,9 @@ QUEUE = "contact"
 TRAIN_QUEUE = "contact-train"
 # A training job that runs longer than this is stopped (200,000 tickets take about three
 # minutes on two cores). A training cut short by a worker stopping or dying is run again
-# once rq sees it abandoned: its heartbeat lapses this long plus a minute after it began.
+# (up to TRAIN_RETRIES times): at once when the worker stopped, or the next one started on
+# the same host, can tell (contact.worker.requeue_orphaned_training); otherwise once rq
+# sees it abandoned, its heartbeat lapsing this long plus a minute after it began.
 TRAIN_TIMEOUT_SECONDS = 1200
 TRAIN_RETRIES = 2
 

@@ -5,7 +5,8 @@ process (~250/s) and keeps one event loop and connection pool warm. A child
 process runs rq's cron scheduler, which enqueues the sweeper, the SLA scan, the kiosk
 scan, the hot-spot scan, the hourly deletion of old real-time events and the hourly "is
 routing retraining due?" check. Another child runs the training queue, so a model being
-trained never holds up deliveries.
+trained never holds up deliveries; a training cut short by a stop or a crash is queued
+again at once (see ``requeue_orphaned_training``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import gc
 import logging
 import multiprocessing
 import os
+import socket
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from contact.settings import Settings, SettingsError
 
@@ -25,9 +29,62 @@ log = logging.getLogger(__name__)
 # looks whether it should end. rq asks for 60 s; a worker stopping then waits as long.
 LISTENER_WAKE_SECONDS = 1.0
 # How long the cron and training children have to stop on their own before they are
-# killed. A training cut short is run again later (jobs.TRAIN_RETRIES); without the
-# limit a stop waited for the training to end, past a container's 10 s stop grace.
+# killed. A training cut short is run again (jobs.TRAIN_RETRIES); without the limit a
+# stop waited for the training to end, past a container's 10 s stop grace.
 CHILD_STOP_SECONDS = 3.0
+# Training workers are named "contact-train.<host>.<pid>", so that the worker that
+# stopped one, or the next one started on the same host after a crash, can tell that
+# the training it was running is orphaned and put it back on the queue at once.
+TRAINER = "contact-train"
+
+
+def trainer_name(pid: int, host: str | None = None) -> str:
+    return f"{TRAINER}.{host or socket.gethostname()}.{pid}"
+
+
+def gone_from_this_host(name: str) -> bool:
+    """Whether ``name`` is a training worker of this host whose process has ended."""
+    prefix = f"{TRAINER}.{socket.gethostname()}."
+    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
+        return False
+    pid = int(name[len(prefix) :])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # some other user's process: alive
+        return False
+    return False
+
+
+def requeue_orphaned_training(redis: Any, gone: Callable[[str], bool]) -> list[str]:
+    """Send training jobs whose worker is ``gone`` through rq's own handling of
+    abandoned jobs now (queued again while retries are left, else filed as failed),
+    not once their heartbeat lapses: the job's timeout and a minute, about 21 minutes
+    for an admin's "train now". Returns the ids of the jobs handled."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.registry import StartedJobRegistry
+
+    from contact.jobs import TRAIN_QUEUE
+
+    registry = StartedJobRegistry(TRAIN_QUEUE, connection=redis)
+    orphaned: dict[str, int] = {}
+    for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+        try:
+            job = Job.fetch(job_id, connection=redis)
+        except NoSuchJobError:
+            continue
+        if job.worker_name and gone(job.worker_name):
+            orphaned[f"{job_id}:{execution_id}"] = 0
+    if orphaned:
+        # Expired as of the epoch: the clean-up below takes these entries only.
+        redis.zadd(registry.key, orphaned, xx=True)
+        registry.cleanup(timestamp=1)
+        log.warning("training cut short, queued to run again: %s", ", ".join(orphaned))
+    return [entry.split(":", 1)[0] for entry in orphaned]
 
 
 def worker_class() -> type:
@@ -108,7 +165,13 @@ def _trainer(overrides: dict[str, object]) -> None:
     tasks.install(runtime, loop)
     redis = Redis.from_url(settings.REDIS_URL or "")
     try:
-        worker_class()([Queue(TRAIN_QUEUE, connection=redis)], connection=redis).work()
+        # A training this host's previous worker was running when it died runs again now.
+        requeue_orphaned_training(redis, gone_from_this_host)
+        worker_class()(
+            [Queue(TRAIN_QUEUE, connection=redis)],
+            connection=redis,
+            name=trainer_name(os.getpid()),
+        ).work()
     finally:
         loop.run_until_complete(runtime.close())
         loop.close()
@@ -188,6 +251,12 @@ def run_worker(settings: Settings, *, burst: bool = False) -> int:
         for child in (cron, trainer):
             if child is not None:
                 _stop_child(child)
+        if trainer is not None and trainer.pid is not None:
+            stopped = trainer_name(trainer.pid)
+            try:
+                requeue_orphaned_training(redis, lambda name: name == stopped)
+            except Exception:  # Redis gone too: rq requeues it once its heartbeat lapses
+                log.exception("could not queue the cut-short training again")
         loop.run_until_complete(runtime.bus.stop())
         loop.run_until_complete(runtime.db.dispose())
         loop.close()

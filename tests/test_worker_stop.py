@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,31 +81,35 @@ def test_contact_worker_stops_on_sigterm_within_seconds_every_time(tmp_path: Pat
             worker.kill(signal.SIGKILL)
 
 
+def _training_job(redis: Any) -> Any:
+    """A stand-in for a long training, queued as an admin's "train now" is."""
+    from rq import Queue, Retry
+
+    from contact.jobs import TRAIN_QUEUE, TRAIN_RETRIES, TRAIN_TIMEOUT_SECONDS
+
+    return Queue(TRAIN_QUEUE, connection=redis).enqueue(
+        "time.sleep", 120, job_timeout=TRAIN_TIMEOUT_SECONDS, retry=Retry(max=TRAIN_RETRIES)
+    )
+
+
 def test_a_worker_stopped_mid_training_stops_at_once_and_the_training_runs_again(
     tmp_path: Path,
 ) -> None:
     """Training takes a minute or more; a stop used to wait for it (and a container's stop
     grace killed it), losing an admin's "train now". The worker now stops within seconds
-    and the cut-short job goes back on the queue once rq sees it abandoned."""
+    and puts the cut-short job back on the queue, with one retry fewer."""
     from redis import Redis
-    from rq import Queue, Retry
+    from rq import Queue
     from rq.job import Job, JobStatus
     from rq.registry import StartedJobRegistry
 
-    from contact.jobs import TRAIN_QUEUE, TRAIN_RETRIES, TRAIN_TIMEOUT_SECONDS
+    from contact.jobs import TRAIN_QUEUE, TRAIN_RETRIES
 
     url = f"sqlite:///{tmp_path}/train-stop.db"
     upgrade(url)
     flush_redis(STOP_REDIS_URL)
     redis = Redis.from_url(STOP_REDIS_URL)
-    queue = Queue(TRAIN_QUEUE, connection=redis)
-    # A stand-in for a long training, queued as an on-demand training is.
-    job = queue.enqueue(
-        "time.sleep",
-        120,
-        job_timeout=TRAIN_TIMEOUT_SECONDS,
-        retry=Retry(max=TRAIN_RETRIES),
-    )
+    job = _training_job(redis)
     log = tmp_path / "worker.log"
     worker = WorkerProcess({**base_env(url, STOP_REDIS_URL), "CONTACT_LOG_LEVEL": "INFO"}, log)
     worker.start()
@@ -113,16 +118,71 @@ def test_a_worker_stopped_mid_training_stops_at_once_and_the_training_runs_again
         took = _stop(worker, log)
         assert took < 8, f"the stop took {took:.1f} s"
         assert "contact-train still busy" in log.read_text()
-        # Cut short, not finished or failed: once its heartbeat lapses rq requeues it.
-        assert job.get_status() == JobStatus.STARTED
-        registry = StartedJobRegistry(queue=queue)
-        registry.cleanup(timestamp=time.time() + TRAIN_TIMEOUT_SECONDS + 120)
+        # Cut short, not finished or failed: queued to run again at once.
         assert job.get_status() == JobStatus.QUEUED
-        assert job.id in queue.get_job_ids()
+        assert job.id in Queue(TRAIN_QUEUE, connection=redis).get_job_ids()
         assert Job.fetch(job.id, connection=redis).retries_left == TRAIN_RETRIES - 1
+        assert StartedJobRegistry(TRAIN_QUEUE, connection=redis).count == 0
     finally:
         worker.kill(signal.SIGKILL)
         redis.close()
+
+
+def test_a_training_whose_worker_died_runs_again_when_the_next_worker_starts(
+    tmp_path: Path,
+) -> None:
+    """A crash (power cut, out of memory: SIGKILL to every process) leaves the training
+    marked as running. The next worker started on the host runs it again at once,
+    rather than when rq gives up on the dead one (about 21 minutes later)."""
+    from redis import Redis
+    from rq.job import Job, JobStatus
+
+    from contact.jobs import TRAIN_RETRIES
+    from contact.worker import TRAINER
+
+    url = f"sqlite:///{tmp_path}/train-crash.db"
+    upgrade(url)
+    flush_redis(STOP_REDIS_URL)
+    redis = Redis.from_url(STOP_REDIS_URL)
+    job = _training_job(redis)
+    env = {**base_env(url, STOP_REDIS_URL), "CONTACT_LOG_LEVEL": "INFO"}
+    first = WorkerProcess(env, tmp_path / "first.log")
+    second = WorkerProcess(env, tmp_path / "second.log")
+    first.start()
+    try:
+        wait_for(lambda: job.get_status() == JobStatus.STARTED, timeout=60)
+        crashed = Job.fetch(job.id, connection=redis).worker_name or ""
+        assert crashed.startswith(f"{TRAINER}.")
+        first.kill(signal.SIGKILL)
+        assert job.get_status() == JobStatus.STARTED  # nobody has noticed yet
+        second.start()
+
+        def rerun() -> bool:
+            again = Job.fetch(job.id, connection=redis)
+            return again.get_status() == JobStatus.STARTED and again.worker_name != crashed
+
+        wait_for(rerun, timeout=60)
+        assert Job.fetch(job.id, connection=redis).retries_left == TRAIN_RETRIES - 1
+        assert "training cut short, queued to run again" in (tmp_path / "second.log").read_text()
+    finally:
+        for w in (first, second):
+            w.kill(signal.SIGKILL)
+        redis.close()
+
+
+def test_only_trainers_of_this_host_whose_process_ended_count_as_gone() -> None:
+    import os
+    import socket
+
+    from contact.worker import gone_from_this_host, trainer_name
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    assert gone_from_this_host(trainer_name(ended.pid))
+    assert not gone_from_this_host(trainer_name(os.getpid()))
+    assert not gone_from_this_host(trainer_name(os.getppid()))
+    assert not gone_from_this_host(trainer_name(ended.pid, host=socket.gethostname() + "-x"))
+    assert not gone_from_this_host("rq-worker-1f2e")
 
 
 def test_an_admins_training_request_is_queued_to_be_run_again_if_cut_short() -> None:
