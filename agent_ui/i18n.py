@@ -286,6 +286,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "adm_accuracy": {"zh-CN": "准确率", "en": "Accuracy"},
     "adm_macro_f1": {"zh-CN": "宏平均F1", "en": "Macro-F1"},
     "adm_keyword_baseline": {"zh-CN": "关键词基线", "en": "Keyword baseline"},
+    "adm_service_accuracy": {"zh-CN": "事项准确率", "en": "Service accuracy"},
     "adm_in_use": {"zh-CN": "在用", "en": "In use"},
     "adm_use_version": {"zh-CN": "改用此版本", "en": "Use this version"},
     "adm_no_models": {

@@ -4,7 +4,10 @@ the active one, and training from resolved tickets.
 - :class:`LearningRouter` asks the catalogue's rules first. A service the citizen or
   agent chose, or keywords the catalogue knows, decide as before (the rules always
   win); the model's departments are then offered as alternatives. Only where the rules
-  fall back does the model's department become the decision, with its confidence.
+  fall back does the model's department become the decision, with its confidence;
+  a version that also learnt services then names the likeliest service that
+  department takes, when it is at least SERVICE_CONFIDENCE sure (else the ticket keeps
+  the general service).
 - Versions live in ``routing_models`` with what they were trained on and how they
   measured on a fixed-seed held-out share. A new version becomes active when it
   measures no worse than the active one (less a small tolerance); an admin may
@@ -21,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contact import learning
 from contact.models import RoutingModel, Ticket, TicketStatus, utcnow
 from contact.routing import (
+    FALLBACK_SERVICE,
     Catalogue,
     Router,
     RoutingDecision,
@@ -50,6 +54,9 @@ HOLD_OUT = 0.2
 SEED = 42
 TOLERANCE = 0.02  # a new version may measure this much below the active one
 CHECK_SECONDS = 10.0
+# The service model names a ticket's service (its deadline, its statistics) only when at
+# least this sure; below it the ticket keeps the general service, as the rules left it.
+SERVICE_CONFIDENCE = 0.5
 RULES_DECIDE = frozenset({"service", "keyword"})
 
 
@@ -88,10 +95,19 @@ def descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
     return out
 
 
+def service_descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
+    """What the catalogue says each service covers: its names, descriptions, keywords."""
+    return {
+        svc.code: [" ".join((svc.name_zh, svc.name_en, *svc.descriptions, *svc.keywords))]
+        for svc in catalogue.services.values()
+    }
+
+
 @dataclass(frozen=True)
 class Loaded:
     version: int
-    model: learning.TextModel
+    model: learning.TextModel  # departments
+    services: learning.TextModel | None = None
 
 
 class LearningRouter:
@@ -124,8 +140,13 @@ class LearningRouter:
             return replace(decision, alternatives=decision.alternatives + others)
         code, conf = ranked[0]
         why = (*decision.why[:1], step("then"), *self._why(version, code, conf))
+        service = decision.service
+        named = self._service(catalogue, request, code, decision.district)
+        if named is not None:
+            service = named[0]
+            why = (*why, step("model_service", service=named[0], confidence=f"{named[1]:.2f}"))
         return RoutingDecision(
-            service=decision.service,
+            service=service,
             department=code,
             district=decision.district,
             reason=explain(why, None, "en"),
@@ -134,6 +155,27 @@ class LearningRouter:
             alternatives=offers[1:],
             why=why,
         )
+
+    def _service(
+        self, catalogue: Catalogue, request: RoutingRequest, dept: str, district: str | None
+    ) -> tuple[str, float] | None:
+        """The likeliest service the department ``dept`` (or a unit above it) takes,
+        if the service model is at least SERVICE_CONFIDENCE sure of it."""
+        services = self.loaded.services if self.loaded else None
+        if services is None:
+            return None
+        owners, at = set(), catalogue.departments.get(dept)
+        while at is not None and at.code not in owners:
+            owners.add(at.code)
+            at = catalogue.departments.get(at.parent or "")
+        ranked = services.rank(
+            model_text(request), n=len(services.labels), facts=facts(request.channel, district)
+        )
+        for code, conf in ranked:
+            svc = catalogue.services.get(code)
+            if svc is not None and code != FALLBACK_SERVICE and svc.department in owners:
+                return (code, conf) if conf >= SERVICE_CONFIDENCE else None
+        return None
 
     @staticmethod
     def _why(version: str, code: str, conf: float) -> tuple[Step, ...]:
@@ -177,16 +219,26 @@ async def _refresh(rt: Runtime, cache: _Cache) -> None:
             return
         if cache.unreadable == version:
             return
-        blob = (
-            await s.execute(select(RoutingModel.blob).where(RoutingModel.version == version))
-        ).scalar_one()
+        blob, service_blob = (
+            await s.execute(
+                select(RoutingModel.blob, RoutingModel.service_blob).where(
+                    RoutingModel.version == version
+                )
+            )
+        ).one()
     try:
         model = await asyncio.to_thread(load, blob)
+        services = await asyncio.to_thread(load, service_blob) if service_blob else None
     except ValueError:
         cache.unreadable = version  # logged by the caller once, not every few seconds
         raise
-    cache.loaded = Loaded(version, model)
-    log.info("routing model v%s in use (%d labels)", version, len(model.labels))
+    cache.loaded = Loaded(version, model, services)
+    log.info(
+        "routing model v%s in use (%d departments, %s)",
+        version,
+        len(model.labels),
+        f"{len(services.labels)} services" if services else "no service model",
+    )
 
 
 async def warm(rt: Runtime) -> None:
@@ -326,14 +378,15 @@ class Examples:
     texts: list[str]
     labels: list[str]
     extras: list[list[str]]
+    services: list[str | None] = field(default_factory=list)  # None: the general one
 
 
 async def resolved_examples(
     session: AsyncSession, catalogue: Catalogue, limit: int = MAX_ROWS
 ) -> Examples:
     """The newest resolved tickets' text and facts (channel, district), labelled with
-    the department that finally resolved them (not the first guess). Merged duplicates
-    are left out."""
+    the department that finally resolved them (not the first guess) and with their
+    service (None for the general one). Merged duplicates are left out."""
     rows = (
         await session.execute(
             select(
@@ -343,41 +396,58 @@ async def resolved_examples(
                 Ticket.department_id,
                 Ticket.channel,
                 Ticket.district_id,
+                Ticket.service_id,
             )
             .where(*LEARNABLE)
             .order_by(Ticket.resolved_at.desc())
             .limit(limit)
         )
     ).all()
-    out = Examples([], [], [])
-    for title, description, address, dept_id, channel, district_id in rows:
+    out = Examples([], [], [], [])
+    for title, description, address, dept_id, channel, district_id, service_id in rows:
         dept = catalogue.dept_by_id.get(dept_id or -1)
         text = " ".join(p for p in (title, description, address) if p).strip()
         if dept is not None and text:
             district = catalogue.district_by_id.get(district_id or -1)
+            service = catalogue.service_by_id.get(service_id or -1)
             out.texts.append(text)
             out.labels.append(dept.code)
             out.extras.append(facts(channel.value, district.code if district else None))
+            out.services.append(
+                service.code if service and service.code != FALLBACK_SERVICE else None
+            )
     return out
 
 
-def usable(examples: Examples) -> tuple[Examples, str | None]:
-    """Drop departments with too few examples; say why training cannot go on, if so."""
+def usable(examples: Examples, what: str = "departments") -> tuple[Examples, str | None]:
+    """Drop labels with too few examples; say why training cannot go on, if so."""
     counts = Counter(examples.labels)
     keep = {label for label, n in counts.items() if n >= MIN_PER_LABEL}
     rows = [i for i, label in enumerate(examples.labels) if label in keep]
     if len(rows) < MIN_ROWS or len(keep) < 2:
-        return Examples([], [], []), (
+        return Examples([], [], [], []), (
             f"not enough resolved tickets to learn from: {len(rows)} in {len(keep)} "
-            f"departments with at least {MIN_PER_LABEL} each (needs {MIN_ROWS} in 2)"
+            f"{what} with at least {MIN_PER_LABEL} each (needs {MIN_ROWS} in 2)"
         )
     return (
         Examples(
             [examples.texts[i] for i in rows],
             [examples.labels[i] for i in rows],
             [examples.extras[i] for i in rows],
+            [examples.services[i] for i in rows] if examples.services else [],
         ),
         None,
+    )
+
+
+def by_service(examples: Examples) -> Examples:
+    """The same tickets labelled with their service (those with the general one left
+    out): what the service model learns from."""
+    rows = [i for i, svc in enumerate(examples.services) if svc is not None]
+    return Examples(
+        [examples.texts[i] for i in rows],
+        [str(examples.services[i]) for i in rows],
+        [examples.extras[i] for i in rows],
     )
 
 
@@ -390,10 +460,12 @@ async def store(
     rows: int,
     train_seconds: float,
     activate: bool | None = None,
+    services: learning.TextModel | None = None,
 ) -> Outcome:
-    """Save a new version; activate it when asked, or (``None``) when it measures no
-    worse than the active one."""
+    """Save a new version (with its service model, if any); activate it when asked, or
+    (``None``) when it measures no worse than the active one."""
     blob = await asyncio.to_thread(dump, model)
+    service_blob = await asyncio.to_thread(dump, services) if services is not None else None
     async with rt.db.session() as s:
         active = select(RoutingModel.version, RoutingModel.metrics).where(RoutingModel.active)
         current = (await s.execute(active)).first()
@@ -415,6 +487,7 @@ async def store(
                 size=len(blob),
                 sha256=hashlib.sha256(blob).hexdigest(),
                 blob=blob,
+                service_blob=service_blob,
                 train_seconds=round(train_seconds, 1),
                 created_at=utcnow(),
             )
@@ -448,6 +521,29 @@ async def train_from_tickets(rt: Runtime, say: Callable[[str], None] | None = No
         rt.settings.ROUTING_AUTO_DISPATCH,
         descriptions(catalogue),
     )
+    services = None
+    named, problem = usable(by_service(found), "services")
+    if problem:
+        metrics["service"] = {"skipped": problem}
+    else:
+        services, service_metrics = await asyncio.to_thread(
+            evaluate_and_train,
+            named.texts,
+            named.labels,
+            None,
+            named.extras,
+            None,
+            service_descriptions(catalogue),
+        )
+        metrics["service"] = {k: v for k, v in service_metrics.items() if k != "auto_dispatch"}
+        metrics["service"]["rows"] = len(named.texts)
+        services.metrics = metrics["service"]
+        if say:
+            say(
+                f"service model: {len(named.texts)} tickets, {len(services.labels)} services, "
+                f"accuracy={service_metrics['accuracy']:.3f} "
+                f"macro_f1={service_metrics['macro_f1']:.3f}"
+            )
     return await store(
         rt,
         model,
@@ -455,6 +551,7 @@ async def train_from_tickets(rt: Runtime, say: Callable[[str], None] | None = No
         source="tickets",
         rows=len(examples.texts),
         train_seconds=time.monotonic() - started,
+        services=services,
     )
 
 

@@ -751,8 +751,10 @@ class WebLimit(Base):
 class RoutingModel(Base):
     """A trained routing model: one row per version, with what it was trained on and
     how it measured. ``blob`` is a :class:`contact.learning.TextModel` as saved by its
-    ``to_bytes`` (arrays and a JSON header, no pickle); at most one version is
-    ``active``."""
+    ``to_bytes`` (arrays and a JSON header, no pickle) that suggests departments;
+    ``service_blob``, when there were enough tickets with a service to learn from, one
+    that suggests services (its figures in ``metrics["service"]``). At most one
+    version is ``active``."""
 
     __tablename__ = "routing_models"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -766,6 +768,7 @@ class RoutingModel(Base):
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
     blob: Mapped[bytes] = mapped_column(LargeBinary)
+    service_blob: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

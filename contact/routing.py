@@ -138,6 +138,10 @@ PHRASES: dict[str, tuple[str, str]] = {
         "routing model v{version} → {dept} ({confidence})",
         "分类模型 v{version} → {dept}（置信度 {confidence}）",
     ),
+    "model_service": (
+        ", service {service} ({confidence})",
+        "，事项「{service}」（置信度 {confidence}）",
+    ),
 }
 
 

@@ -109,13 +109,14 @@ class TestAdminPage:
 
 @pytest.fixture
 def two_versions(settings: Settings) -> Settings:
-    """Two routing model versions trained from the same resolved tickets (v2 in use)."""
+    """Two routing model versions trained from the same resolved tickets (v2 in use),
+    the tickets' services as intake's keywords gave them."""
     from contact import model_router
     from tests.conftest import with_runtime
-    from tests.test_model_router import insert_resolved, messages
+    from tests.test_model_router import CATALOGUE, insert_resolved, keyword_services, messages
 
     train, _ = messages()
-    insert_resolved(settings, train[:300])
+    insert_resolved(settings, train, services=keyword_services(CATALOGUE, train))
 
     async def go(rt: Any) -> list[Any]:
         return [await model_router.train_from_tickets(rt) for _ in range(2)]
@@ -161,6 +162,7 @@ class TestRoutingModels:
         older.wait_for()
         current = page.locator('#models tbody tr[data-code="2"]')
         assert current.locator("button").count() == 0 and "%" in current.inner_text()
+        assert re.fullmatch(r"\d+\.\d%", current.locator("td.service-accuracy").inner_text())
         assert "v1" in older.inner_text() and "%" in older.inner_text()
         # What auto-dispatch would do with v2, threshold by threshold; 0.9 is the setting.
         note = page.locator("#auto-note")

@@ -570,8 +570,9 @@
     tryOut.append(dl, el("h3", {}, T.suggestions), r.suggestions.length ? ol : el("p", {}, T.adm_no_route));
   });
 
-  // Routing model versions: how each measured beside the keyword baseline, which one is
-  // in use, and a way to train a new one or go back to an earlier one.
+  // Routing model versions: how each measured beside the keyword baseline (and its
+  // service model, if it learnt one), which one is in use, and a way to train a new one
+  // or go back to an earlier one.
   const modelBody = document.querySelector("#models tbody");
   const modelNote = document.getElementById("models-note");
   const pct = (x) => (x == null ? "—" : `${(x * 100).toFixed(1)}%`);
@@ -589,6 +590,7 @@
       el("td", {}, pct(m.accuracy)),
       el("td", {}, pct(m.macro_f1)),
       el("td", {}, pct(((m.metrics || {}).baseline_keywords || {}).accuracy)),
+      el("td", { class: "service-accuracy" }, pct(((m.metrics || {}).service || {}).accuracy)),
       el("td", {}, m.active ? T.adm_in_use : ""),
       el("td", {}, m.active ? null : button(T.adm_use_version, async () => {
         if (await safely(() => api("POST", `/api/v1/admin/routing/models/${m.version}/activate`))) {
@@ -600,7 +602,7 @@
     const ready = list.retrain_hours ? T.adm_models_coming : T.adm_models_ready;
     const none = (list.resolved_tickets >= list.needed ? ready : T.adm_no_models)
       .replace("{n}", String(list.resolved_tickets)).replace("{needed}", String(list.needed));
-    table(modelBody, rows, 9, none);
+    table(modelBody, rows, 10, none);
     showAutoDispatch(list);
   }
 
