@@ -77,8 +77,9 @@ def facts(channel: str | None, district: str | None) -> list[str]:
 def descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
     """What the catalogue says each department handles: its names and keywords, and
     the names, descriptions and keywords of the services it (or, for a district's
-    office, its bureau's territorial services) takes. The model reads them as extra examples,
-    so a department with few resolved tickets is still known by its services' words."""
+    office, its bureau's territorial services) takes. The model reads them as extra
+    examples, so a department with few resolved tickets is still known by its services'
+    words."""
     out: dict[str, list[str]] = {}
     for d in catalogue.departments.values():
         out[d.code] = [f"{d.name_zh} {d.name_en}".strip()]
@@ -301,9 +302,9 @@ def evaluate_and_train(
     described: learning.Descriptions = None,
 ) -> tuple[learning.TextModel, dict[str, Any]]:
     """Measure on a fixed-seed held-out share beside the baselines, then train on all,
-    both times with the departments' descriptions (``described``), if any. What
-    auto-dispatch would do is measured at the usual thresholds and at the configured
-    one (``auto_dispatch``), if any."""
+    both times with the labels' descriptions (``described``: departments' or
+    services'), if any. What auto-dispatch would do is measured at the usual thresholds
+    and at the configured one (``auto_dispatch``), if any."""
     from sklearn.model_selection import train_test_split
 
     x, y = list(texts), list(labels)
