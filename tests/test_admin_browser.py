@@ -111,9 +111,10 @@ class TestAdminPage:
 def two_versions(settings: Settings) -> Settings:
     """Two routing model versions trained from the same resolved tickets (v2 in use),
     the tickets' services as intake's keywords gave them."""
+    from bench.routing import keyword_services
     from contact import model_router
     from tests.conftest import with_runtime
-    from tests.test_model_router import CATALOGUE, insert_resolved, keyword_services, messages
+    from tests.test_model_router import CATALOGUE, insert_resolved, messages
 
     train, _ = messages()
     insert_resolved(settings, train, services=keyword_services(CATALOGUE, train))

@@ -17,6 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
+from bench.routing import DEPARTMENTS as DEPARTMENT
+from bench.routing import keyword_services
 from contact import learning, model_router
 from contact.app import create_app
 from contact.db import sync_url
@@ -29,16 +31,6 @@ from contact.settings import Settings
 from tests.conftest import ROOT, base_env, login, wait_for, with_runtime
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "zhengwu_messages_zh.csv"
-# The shared messages' categories, as the demo city's departments would resolve them.
-DEPARTMENT = {
-    "城乡建设": "zjj",
-    "环境保护": "hbj",
-    "教育文体": "jyj",
-    "交通运输": "jtj",
-    "商贸旅游": "swj",
-    "卫生计生": "wjw",
-    "劳动和社会保障": "rsj",
-}
 ROWS = 700
 CATALOGUE = demo_catalogue().routing_catalogue()
 
@@ -118,19 +110,6 @@ def _insert(
                 for i, ((body, code), reference) in enumerate(zip(rows, references, strict=True))
             ],
         )
-
-
-def keyword_services(catalogue: Any, rows: list[tuple[str, str]]) -> list[str | None]:
-    """Each ticket's service as intake's keyword rules gave it, where that service's
-    department resolved it (else the general service: None)."""
-    out: list[str | None] = []
-    for body, code in rows:
-        hits = sorted(
-            catalogue.service_matches(body).items(),
-            key=lambda kv: (-len(kv[1]), -sum(map(len, kv[1]))),
-        )
-        out.append(next((s for s, _ in hits if catalogue.services[s].department == code), None))
-    return out
 
 
 def unruled(rt_catalogue: Any, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
