@@ -83,8 +83,10 @@ def requeue_orphaned_training(redis: Any, gone: Callable[[str], bool]) -> list[s
         # Expired as of the epoch: the clean-up below takes these entries only.
         redis.zadd(registry.key, orphaned, xx=True)
         registry.cleanup(timestamp=1)
-        log.warning("training cut short, queued to run again: %s", ", ".join(orphaned))
-    return [entry.split(":", 1)[0] for entry in orphaned]
+    jobs = [entry.split(":", 1)[0] for entry in orphaned]
+    if jobs:
+        log.warning("training cut short, queued to run again: %s", ", ".join(jobs))
+    return jobs
 
 
 def worker_class() -> type:
