@@ -372,6 +372,56 @@ class TestHotSpots:
         assert other.locator("#dept-hotspots li[data-service]").count() == 0
 
 
+@pytest.fixture
+def routing_version(settings: Settings) -> Settings:
+    """A routing model version learnt from resolved tickets (the shared messages, their
+    services as intake's keywords gave them), in use."""
+    from bench.routing import keyword_services
+    from contact import model_router
+    from tests.conftest import with_runtime
+    from tests.test_model_router import CATALOGUE, insert_resolved, messages
+
+    train, _ = messages()
+    insert_resolved(settings, train, services=keyword_services(CATALOGUE, train))
+    outcome = with_runtime(settings, model_router.train_from_tickets)
+    assert outcome.active and "accuracy" in outcome.metrics.get("service", {}), outcome.message
+    return settings
+
+
+class TestModelRouting:
+    def test_the_dispatch_dialog_starts_where_the_model_routed_the_ticket(
+        self, routing_version: Settings, live: LiveServer, browser: Any
+    ) -> None:
+        """A ticket no keyword placed was routed by the model; dispatching it, the agent's
+        first suggestion is that department, not the general service's office."""
+        from tests.test_model_router import CATALOGUE, messages, unruled
+
+        agent = api_token(live, "agent1")
+        made: dict[bool, dict[str, Any]] = {}  # service named? → the ticket
+        for body, _ in unruled(CATALOGUE, messages()[1]):
+            r = httpx.post(
+                f"{live.url}/api/v1/tickets",
+                headers=agent,
+                json={"description": body, "channel": "voice", "phone": "+8613800138000"},
+            )
+            assert r.status_code == 201, r.text
+            t = r.json()
+            assert t["routing"]["rule"] == "model"
+            made.setdefault(t["service"] != "other", t)
+            if len(made) == 2:
+                break
+        assert set(made) == {True, False}
+        page = sign_in(browser, live, "agent1")
+        for t in made.values():
+            row(page, t["reference"]).click()
+            page.wait_for_selector("#detail-description")
+            page.keyboard.press("d")
+            first = page.locator("button.suggestion").first
+            first.wait_for()
+            assert first.get_attribute("data-department") == t["routing"]["department"]
+            page.keyboard.press("Escape")
+
+
 class TestCalls:
     def test_taking_the_next_caller_pops_their_history_at_once(
         self, live: LiveServer, browser: Any, shots: Any

@@ -122,7 +122,11 @@
     const list = el("ol", { class: "suggestions", "aria-label": T.suggestions });
     form.prepend(el("h3", {}, T.suggestions), list);
     const params = new URLSearchParams({ text: t.description });
-    if (t.service) params.set("service", t.service);
+    // The service decides only where it decided at intake (chosen, or the catalogue's
+    // keywords); where the rules fell back, the suggestions start from the text again,
+    // as intake did, not from the general service the ticket was left with.
+    const decided = t.routing && ["service", "keyword"].includes(t.routing.rule);
+    if (t.service && decided) params.set("service", t.service);
     if (t.address) params.set("address", t.address);
     if (t.district) params.set("district", t.district);
     if (t.channel) params.set("channel", t.channel);
