@@ -414,12 +414,15 @@ class TestModelRouting:
         page = sign_in(browser, live, "agent1")
         for t in made.values():
             row(page, t["reference"]).click()
-            page.wait_for_selector("#detail-description")
+            # This ticket's detail, not the one shown before it.
+            page.locator("#detail-title", has_text=t["reference_grouped"]).wait_for()
             page.keyboard.press("d")
-            first = page.locator("button.suggestion").first
-            first.wait_for()
+            form = f'form.action-form[data-reference="{t["reference"]}"]'
+            page.wait_for_selector(f"{form}[data-ready]", timeout=20_000)
+            first = page.locator(f"{form} button.suggestion").first
             assert first.get_attribute("data-department") == t["routing"]["department"]
             page.keyboard.press("Escape")
+            page.wait_for_selector(form, state="detached")
 
 
 class TestCalls:
