@@ -39,6 +39,7 @@ from contact.routing import (
     Router,
     RoutingDecision,
     RoutingRequest,
+    ServiceInfo,
     Step,
     explain,
     step,
@@ -78,6 +79,11 @@ def facts(channel: str | None, district: str | None) -> list[str]:
     return out
 
 
+def _service_text(svc: ServiceInfo) -> str:
+    """What the catalogue says of a service: its names, descriptions and keywords."""
+    return " ".join((svc.name_zh, svc.name_en, *svc.descriptions, *svc.keywords)).strip()
+
+
 def descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
     """What the catalogue says each department handles: its names and keywords, and
     the names, descriptions and keywords of the services it (or, for a district's
@@ -90,7 +96,7 @@ def descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
         if d.keywords:
             out[d.code].append(" ".join(d.keywords))
     for svc in catalogue.services.values():
-        text = " ".join((svc.name_zh, svc.name_en, *svc.descriptions, *svc.keywords)).strip()
+        text = _service_text(svc)
         takers = [svc.department]
         if svc.territorial:
             takers += catalogue.children.get(svc.department, [])
@@ -101,11 +107,8 @@ def descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
 
 
 def service_descriptions(catalogue: Catalogue) -> dict[str, list[str]]:
-    """What the catalogue says each service covers: its names, descriptions, keywords."""
-    return {
-        svc.code: [" ".join((svc.name_zh, svc.name_en, *svc.descriptions, *svc.keywords))]
-        for svc in catalogue.services.values()
-    }
+    """What the catalogue says each service covers."""
+    return {svc.code: [_service_text(svc)] for svc in catalogue.services.values()}
 
 
 @dataclass(frozen=True)
