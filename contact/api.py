@@ -237,6 +237,7 @@ def ticket_read(
         resolved_at=t.resolved_at,
         closed_at=t.closed_at,
         urge_count=t.urge_count,
+        service_confirmed_at=t.service_confirmed_at,
         events=events,
         messages=messages,
         attachments=attachments,

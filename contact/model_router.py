@@ -403,7 +403,9 @@ async def resolved_examples(
 ) -> Examples:
     """The newest resolved tickets' text and facts (channel, district), labelled with
     the department that finally resolved them (not the first guess) and with their
-    service (None for the general one). Merged duplicates are left out."""
+    service (None for the general one, and for one the routing model named that no
+    person confirmed: a model must not learn from its own guesses). Merged duplicates
+    are left out."""
     rows = (
         await session.execute(
             select(
@@ -414,6 +416,8 @@ async def resolved_examples(
                 Ticket.channel,
                 Ticket.district_id,
                 Ticket.service_id,
+                Ticket.routing_rule,
+                Ticket.service_confirmed_at,
             )
             .where(*LEARNABLE)
             .order_by(Ticket.resolved_at.desc())
@@ -421,12 +425,24 @@ async def resolved_examples(
         )
     ).all()
     out = Examples([], [], [], [])
-    for title, description, address, dept_id, channel, district_id, service_id in rows:
+    for (
+        title,
+        description,
+        address,
+        dept_id,
+        channel,
+        district_id,
+        service_id,
+        rule,
+        confirmed,
+    ) in rows:
         dept = catalogue.dept_by_id.get(dept_id or -1)
         text = " ".join(p for p in (title, description, address) if p).strip()
         if dept is not None and text:
             district = catalogue.district_by_id.get(district_id or -1)
             service = catalogue.service_by_id.get(service_id or -1)
+            if rule == "model" and confirmed is None:
+                service = None
             out.texts.append(text)
             out.labels.append(dept.code)
             out.extras.append(facts(channel.value, district.code if district else None))

@@ -476,6 +476,9 @@ class Ticket(Base):
     routing_reason: Mapped[str] = mapped_column(Text, default="")
     routing_confidence: Mapped[float] = mapped_column(Float, default=0.0)
     routing_rule: Mapped[str] = mapped_column(String(32), default="")
+    # When a person chose or confirmed the service at dispatch (None: as intake left it;
+    # a service the routing model named is learnt from only once a person has).
+    service_confirmed_at: Mapped[datetime | None] = mapped_column()
     # Deadlines: accept-by (签收时限) and resolve-by (办结时限).
     accept_due_at: Mapped[datetime | None] = mapped_column()
     due_at: Mapped[datetime | None] = mapped_column()

@@ -67,6 +67,9 @@ class TicketCreate(_In):
 
 class ActionBody(_In):
     department: Annotated[str | None, Field(max_length=32)] = None
+    # Dispatch: the service (事项) the dispatcher chose or confirmed; a new one moves the
+    # deadline to that service's.
+    service: Annotated[str | None, Field(max_length=32)] = None
     reason: Annotated[str | None, Field(max_length=2000)] = None
     reply: Annotated[str | None, Field(max_length=REPLY_MAX)] = None
     until: datetime | None = None
@@ -154,6 +157,8 @@ class TicketRead(BaseModel):
     closed_at: datetime | None
     urge_count: int = 0
     source: str | None = None  # the Open311 client or kiosk that handed it in
+    # When a person chose or confirmed the service at dispatch (None: as intake left it).
+    service_confirmed_at: datetime | None = None
     events: list[EventRead] | None = None
     messages: list[MessageRead] | None = None
     attachments: list[AttachmentRead] | None = None

@@ -260,7 +260,31 @@ Handler = Callable[
 
 
 async def _dispatch(rt, session, t, who, body, cat, now) -> Change:  # type: ignore[no-untyped-def]
+    service = cat.service_by_id.get(t.service_id or -1)
+    chosen = None
+    if body.service is not None:
+        chosen = cat.services.get(body.service)
+        if chosen is None:
+            raise field_error("service", f"unknown service '{body.service}'")
+    new = chosen if chosen is not None and chosen.id != t.service_id else None  # 改事项
     code = body.department
+    if code is None and new is not None:
+        # A new service without a department goes where the rules send that service.
+        district = cat.district_by_id.get(t.district_id or -1)
+        code = (
+            (await model_router.router(rt))
+            .route(
+                cat,
+                RoutingRequest(
+                    text=f"{t.title} {t.description}".strip(),
+                    service=new.code,
+                    address=t.address,
+                    district=district.code if district else None,
+                    channel=t.channel.value,
+                ),
+            )
+            .department
+        )
     if code is None:
         previous = cat.dept_by_id.get(t.department_id or -1)
         suggested = cat.dept_by_id.get(t.routing_department_id or -1)
@@ -275,7 +299,24 @@ async def _dispatch(rt, session, t, who, body, cat, now) -> Change:  # type: ign
     previous_code = cat.dept_by_id[t.department_id].code if t.department_id else None
     if previous_code == code and t.status in (TicketStatus.dispatched, TicketStatus.accepted):
         raise Conflict(f"the ticket is already with {code}", status=t.status.value)
-    service = cat.service_by_id.get(t.service_id or -1)
+    values: dict[str, Any] = {}
+    event_data: dict[str, Any] = {"department": code, "previous_department": previous_code}
+    if chosen is not None:
+        values["service_confirmed_at"] = now
+    if new is not None:
+        # Reclassified: the deadline is the new service's, counted from intake, unless
+        # a granted extension has set it.
+        event_data |= {"service": new.code, "previous_service": service and service.code}
+        values["service_id"] = new.id
+        if t.extension != ExtensionState.granted:
+            policy = (await rt.policies())[new.policy_id]
+            values["due_at"] = due_at(
+                t.created_at,
+                _minutes(policy, t.priority, "resolve"),
+                await rt.calendar(),
+                policy.working_time,
+            )
+        service = new
     accept_by = None
     if service is not None:
         policy = (await rt.policies())[service.policy_id]
@@ -284,6 +325,7 @@ async def _dispatch(rt, session, t, who, body, cat, now) -> Change:  # type: ign
         )
     return Change(
         values=dict(
+            values,
             department_id=dept.id,
             dispatched_at=now,
             accepted_at=None,
@@ -291,7 +333,7 @@ async def _dispatch(rt, session, t, who, body, cat, now) -> Change:  # type: ign
             dispatch_count=t.dispatch_count + 1,
             sla_state=SlaState.ok,
         ),
-        event_data={"department": code, "previous_department": previous_code},
+        event_data=event_data,
         reason=body.reason,
     )
 

@@ -50,10 +50,12 @@ def insert_resolved(
     *,
     first_guess: str | None = None,
     services: list[str | None] | None = None,
+    rule: str = "keyword",
 ) -> None:
     """Resolved tickets as the history the model learns from. With ``first_guess`` the
     routing at intake pointed elsewhere: the label must be the resolving department.
-    ``services`` are the tickets' services (None: the general one)."""
+    ``services`` are the tickets' services (None: the general one); ``rule`` is what
+    decided at intake."""
     now = utcnow()
     # Seven random digits collide about once in forty batches of 700: draw until unique.
     references: set[str] = set()
@@ -61,7 +63,7 @@ def insert_resolved(
         references.add(new_reference(now))
     engine = create_engine(sync_url(settings.DATABASE_URL))
     try:
-        _insert(engine, rows, sorted(references), now, first_guess, services)
+        _insert(engine, rows, sorted(references), now, first_guess, services, rule)
     finally:
         engine.dispose()
 
@@ -73,6 +75,7 @@ def _insert(
     now: Any,
     first_guess: str | None,
     services: list[str | None] | None,
+    rule: str,
 ) -> None:
     with engine.begin() as conn:
         dept = dict(conn.execute(text("SELECT code, id FROM departments")).all())
@@ -97,7 +100,7 @@ def _insert(
                     routing_department_id=dept[first_guess or code],
                     routing_reason="",
                     routing_confidence=0.5,
-                    routing_rule="keyword",
+                    routing_rule=rule,
                     sla_state="ok",
                     extension="none",
                     reopen_count=0,
@@ -373,6 +376,37 @@ def test_the_label_is_the_department_that_resolved_it_not_the_first_guess(
     assert "xtb" not in found.labels
     assert sorted(found.labels) == sorted(code for _, code in train[:300])
     assert all(facts == ["channel:voice"] for facts in found.extras)
+
+
+def test_a_service_the_model_named_is_learnt_from_only_once_a_person_confirmed_it(
+    settings: Settings,
+) -> None:
+    """A resolved ticket keeps the service the model named at intake unless the
+    dispatcher chose another. Learning from those would teach the service model its own
+    guesses; only the ones a person confirmed at dispatch are examples."""
+    train, _ = messages()
+    rows = train[:60]
+    insert_resolved(settings, rows, services=["street-light"] * len(rows), rule="model")
+    engine = create_engine(sync_url(settings.DATABASE_URL))
+    try:
+        with engine.begin() as conn:
+            ids = [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))]
+            conn.execute(
+                Ticket.__table__.update()
+                .where(Ticket.id.in_(ids[:20]))
+                .values(service_confirmed_at=utcnow())
+            )
+    finally:
+        engine.dispose()
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return await model_router.resolved_examples(s, await rt.catalogue())
+
+    found = with_runtime(settings, go)
+    assert len(found.texts) == 60  # every ticket still teaches its department
+    assert found.services.count("street-light") == 20
+    assert found.services.count(None) == 40
 
 
 def test_a_department_with_few_tickets_is_known_by_its_catalogue_services(

@@ -425,6 +425,43 @@ class TestModelRouting:
             page.wait_for_selector(form, state="detached")
 
 
+class TestReclassify:
+    def test_the_agent_corrects_the_service_and_the_suggestions_follow(
+        self, live: LiveServer, browser: Any
+    ) -> None:
+        """A street light that is out because the whole street has no power: the agent
+        files it as a power cut in the dispatch dialog; the suggestions start again from
+        that service, and the ticket is dispatched with it, its deadline with it."""
+        agent = api_token(live, "agent1")
+        made = httpx.post(
+            f"{live.url}/api/v1/tickets",
+            headers=agent,
+            json={"description": "解放路88号门前路灯不亮", "channel": "voice"},
+        ).json()
+        assert made["service"] == "street-light"
+        page = sign_in(browser, live, "agent1")
+        row(page, made["reference"]).click()
+        page.locator("#detail-title", has_text=made["reference_grouped"]).wait_for()
+        page.keyboard.press("d")
+        form = f'form.action-form[data-reference="{made["reference"]}"]'
+        page.wait_for_selector(f"{form}[data-ready]", timeout=20_000)
+        assert page.input_value("#f-dispatch-service") == "street-light"
+        first = page.locator(f"{form} button.suggestion").first
+        assert (first.get_attribute("data-department") or "").startswith("cgj")
+        page.focus("#f-dispatch-service")  # Tab, Tab from the suggestions
+        page.select_option("#f-dispatch-service", "power-outage")
+        page.wait_for_selector(f'{form}[data-ready] button.suggestion[data-department^="gdj"]')
+        assert (first.get_attribute("data-department") or "").startswith("gdj")
+        page.keyboard.press("1")
+        page.wait_for_selector(form, state="detached")
+        # The history says where it went and what it was filed as before.
+        page.locator("ol.timeline li", has_text="事项: 路灯故障 → 停电与供电故障").wait_for()
+        done = httpx.get(f"{live.url}/api/v1/tickets/{made['reference']}", headers=agent).json()
+        assert done["status"] == "dispatched" and done["department"].startswith("gdj")
+        assert done["service"] == "power-outage" and done["service_confirmed_at"]
+        assert done["due_at"] < made["due_at"]
+
+
 class TestCalls:
     def test_taking_the_next_caller_pops_their_history_at_once(
         self, live: LiveServer, browser: Any, shots: Any

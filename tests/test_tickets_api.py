@@ -176,6 +176,75 @@ class TestLifecycleOverHttp:
         )
         assert r.json()["status"] == "dispatched" and r.json()["department"] == "zjj"
 
+    def test_the_dispatcher_corrects_the_service_and_the_deadline_follows(
+        self, client: TestClient
+    ) -> None:
+        agent = login(client, "agent1")
+        t = new_ticket(client, agent)  # a street light: five working days
+        assert t["service"] == "street-light" and t["service_confirmed_at"] is None
+        ref = t["reference"]
+        r = client.post(
+            f"/api/v1/tickets/{ref}/actions/dispatch", headers=agent, json={"service": "nope"}
+        )
+        assert r.status_code == 422 and "service" in r.json()["fields"]
+        unchanged = client.get(f"/api/v1/tickets/{ref}", headers=agent).json()
+        assert unchanged["status"] == "received" and unchanged["service"] == "street-light"
+        # The whole street is dark: the agent files it as a power cut (two hours).
+        r = client.post(
+            f"/api/v1/tickets/{ref}/actions/dispatch",
+            headers=agent,
+            json={"service": "power-outage"},
+        )
+        assert r.status_code == 200, r.text
+        d = r.json()
+        # Without a department named it goes where the rules send the new service.
+        assert t["routing"]["department"].startswith("cgj")
+        assert d["status"] == "dispatched" and d["department"].startswith("gdj")
+        assert d["service"] == "power-outage" and d["service_confirmed_at"]
+        assert d["due_at"] < t["due_at"]
+        events = client.get(f"/api/v1/tickets/{ref}", headers=agent).json()["events"]
+        assert events[-1]["data"]["service"] == "power-outage"
+        assert events[-1]["data"]["previous_service"] == "street-light"
+
+    def test_a_dispatch_that_confirms_the_service_keeps_its_deadline(
+        self, client: TestClient
+    ) -> None:
+        agent = login(client, "agent1")
+        t = new_ticket(client, agent)
+        r = client.post(
+            f"/api/v1/tickets/{t['reference']}/actions/dispatch",
+            headers=agent,
+            json={"service": t["service"]},
+        )
+        d = r.json()
+        assert d["service_confirmed_at"] and d["due_at"] == t["due_at"]
+        events = client.get(f"/api/v1/tickets/{t['reference']}", headers=agent).json()["events"]
+        assert events[-1]["kind"] == "dispatched" and "service" not in events[-1]["data"]
+        ref2 = new_ticket(client, agent, phone="13800138012")["reference"]
+        plain = client.post(f"/api/v1/tickets/{ref2}/actions/dispatch", headers=agent, json={})
+        assert plain.json()["service_confirmed_at"] is None
+
+    def test_a_granted_extension_keeps_its_date_when_the_service_changes(
+        self, client: TestClient
+    ) -> None:
+        ref, _agent, clerk = self.dispatched(client)
+        client.post(f"/api/v1/tickets/{ref}/actions/accept", headers=clerk)
+        client.post(
+            f"/api/v1/tickets/{ref}/actions/request-extension",
+            headers=clerk,
+            json={"reason": "需协调供电公司", "until": "2027-03-01T17:00:00+08:00"},
+        )
+        sup = login(client, "supervisor1")
+        granted = client.post(f"/api/v1/tickets/{ref}/actions/grant-extension", headers=sup)
+        r = client.post(
+            f"/api/v1/tickets/{ref}/actions/dispatch",
+            headers=sup,
+            json={"department": "gdj", "service": "power-outage"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["service"] == "power-outage" and r.json()["department"] == "gdj"
+        assert r.json()["due_at"] == granted.json()["due_at"]
+
     def test_extension_moves_the_deadline_and_tells_the_citizen(self, client: TestClient) -> None:
         from tests.conftest import wait_for
 

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { T, me, el, clear, toast, when, api, act, Live, shortcut, actionKey, TicketList, renderTicket } = Staff;
+  const { T, me, el, clear, toast, when, api, act, Live, shortcut, actionKey, TicketList, renderTicket, serviceOptions } = Staff;
   const detail = document.getElementById("detail");
   const caller = document.getElementById("caller");
   let current = null;
@@ -116,43 +116,59 @@
     setTimeout(() => { if (form.isConnected) list.querySelector("button").focus(); }, 0);
   }
 
-  // Dispatch: the three suggested departments first (keys 1-3 pick), then every department.
+  // Dispatch: the three suggested departments first (keys 1-3 pick), then every
+  // department, and the ticket's service to confirm or correct. Choosing another
+  // service asks for the suggestions again, from that service.
   async function dispatchExtras(form, t) {
     const select = form.elements.department;
+    const services = form.elements.service;
     const list = el("ol", { class: "suggestions", "aria-label": T.suggestions });
     form.prepend(el("h3", {}, T.suggestions), list);
-    const params = new URLSearchParams({ text: t.description });
+    let picks = [];
+    async function suggest(service) {
+      const params = new URLSearchParams({ text: t.description });
+      if (service) params.set("service", service);
+      if (t.address) params.set("address", t.address);
+      if (t.district) params.set("district", t.district);
+      if (t.channel) params.set("channel", t.channel);
+      const sugg = await api("GET", `/api/v1/routing/suggest?${params}`);
+      picks = sugg.suggestions;
+      const focused = list.contains(document.activeElement);
+      clear(list);
+      picks.forEach((s, i) => {
+        list.append(el("li", {},
+          el("button", { type: "button", class: "suggestion", dataset: { department: s.department },
+            onclick: () => { select.value = s.department; form.requestSubmit(); } },
+            el("kbd", {}, String(i + 1)), ` ${s.name} · ${Math.round(s.confidence * 100)}%`),
+          el("div", { class: "reason" }, s.reason)));
+      });
+      if (picks.length) select.value = picks[0].department;
+      if (focused) (list.querySelector("button") || select).focus();
+    }
     // The service decides only where it decided at intake (chosen, or the catalogue's
-    // keywords); where the rules fell back, the suggestions start from the text again,
-    // as intake did, not from the general service the ticket was left with.
-    const decided = t.routing && ["service", "keyword"].includes(t.routing.rule);
-    if (t.service && decided) params.set("service", t.service);
-    if (t.address) params.set("address", t.address);
-    if (t.district) params.set("district", t.district);
-    if (t.channel) params.set("channel", t.channel);
-    const [sugg, departments] = await Promise.all([
-      api("GET", `/api/v1/routing/suggest?${params}`),
+    // keywords) or a person confirmed it; where the rules fell back, the suggestions
+    // start from the text again, as intake did, not from the general service the
+    // ticket was left with.
+    const decided = t.service_confirmed_at || (t.routing && ["service", "keyword"].includes(t.routing.rule));
+    const [departments] = await Promise.all([
       api("GET", "/api/v1/departments"),
+      serviceOptions(services, t.service),
     ]);
-    sugg.suggestions.forEach((s, i) => {
-      list.append(el("li", {},
-        el("button", { type: "button", class: "suggestion", dataset: { department: s.department },
-          onclick: () => { select.value = s.department; form.requestSubmit(); } },
-          el("kbd", {}, String(i + 1)), ` ${s.name} · ${Math.round(s.confidence * 100)}%`),
-        el("div", { class: "reason" }, s.reason)));
-    });
     for (const d of departments) {
       select.append(el("option", { value: d.code }, me.locale === "zh-CN" ? d.name_zh : d.name_en));
     }
-    if (sugg.suggestions.length) select.value = sugg.suggestions[0].department;
+    await suggest(decided ? t.service : null);
+    services.addEventListener("change", () => {
+      delete form.dataset.ready;
+      suggest(services.value).then(() => { form.dataset.ready = "1"; }, (e) => toast(`${T.error}: ${e.message}`, true));
+    });
     form.dataset.ready = "1";
     form.addEventListener("keydown", (ev) => {
       const n = Number(ev.key);
-      if (n >= 1 && n <= sugg.suggestions.length) {
-        ev.preventDefault();
-        select.value = sugg.suggestions[n - 1].department;
-        form.requestSubmit();
-      }
+      if (!(n >= 1 && n <= picks.length)) return;
+      ev.preventDefault();
+      select.value = picks[n - 1].department;
+      form.requestSubmit();
     });
     (list.querySelector("button") || select).focus();
   }

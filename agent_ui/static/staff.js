@@ -212,9 +212,23 @@ const Staff = (() => {
     if (hit) { ev.preventDefault(); hit.fn(ev); }
   });
 
+  // The catalogue's services as options of a select, in their groups; the ticket's
+  // own service chosen. Dispatching sends it: the dispatcher confirms or corrects it.
+  async function serviceOptions(select, current) {
+    const zh = me.locale === "zh-CN";
+    const groups = new Map();
+    for (const s of await api("GET", "/api/v1/services")) {
+      const g = zh ? s.group_zh : s.group_en;
+      if (!groups.has(g)) groups.set(g, el("optgroup", { label: g }));
+      groups.get(g).append(el("option", { value: s.code }, zh ? s.name_zh : s.name_en));
+    }
+    select.append(...groups.values());
+    if (current) select.value = current;
+  }
+
   // ------------------------------------------------------------ tickets
   const FIELDS = {
-    dispatch: [["department", "select"]],
+    dispatch: [["department", "select"], ["service", "select"]],
     return: [["reason", "textarea", true]],
     "request-extension": [["until", "datetime-local", true], ["reason", "textarea", true]],
     "grant-extension": [["reason", "textarea"]],
@@ -425,11 +439,18 @@ const Staff = (() => {
     if (t.events && t.events.length) {
       const ol = el("ol", { class: "timeline" });
       for (const e of t.events) {
+        const data = e.data || {};
+        // Where a dispatch sent it, and the service it moved from and to, if it did.
+        const moved = e.kind === "dispatched" && data.department
+          ? `→ ${nameOf("dept", data.department)}` +
+            (data.service ? ` · ${T.service}: ${nameOf("service", data.previous_service)} → ${nameOf("service", data.service)}` : "") + " "
+          : "";
         ol.append(el("li", {},
           el("time", {}, when(e.created_at)), " ",
           el("strong", {}, word("event", e.kind)), " ",
           e.actor ? `(${e.actor}) ` : "",
-          e.reason || (e.data && e.data.text) || ""));
+          moved,
+          e.reason || data.text || ""));
       }
       box.append(el("h3", {}, T.history), ol);
     }
@@ -523,5 +544,5 @@ const Staff = (() => {
     }
   }
 
-  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket, HotspotList };
+  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket, HotspotList, serviceOptions };
 })();

@@ -20,9 +20,13 @@
     renderTicket(detail, current, { extras: { dispatch: reassignExtras } });
   }
 
-  async function reassignExtras(form) {
+  async function reassignExtras(form, t) {
     const select = form.elements.department;
-    for (const d of await api("GET", "/api/v1/departments")) {
+    const [departments] = await Promise.all([
+      api("GET", "/api/v1/departments"),
+      Staff.serviceOptions(form.elements.service, t.service),
+    ]);
+    for (const d of departments) {
       select.append(el("option", { value: d.code }, Staff.me.locale === "zh-CN" ? d.name_zh : d.name_en));
     }
   }
