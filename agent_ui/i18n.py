@@ -265,6 +265,24 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh-CN": "没有在用的模型版本，或在用版本训练时尚未记录此项。",
         "en": "No version is in use, or the one in use was trained before this was measured.",
     },
+    "adm_live_title": {"zh-CN": "真实工单上的分派", "en": "Routing on real tickets"},
+    "adm_live_note": {
+        "zh-CN": "近{days}天办结的工单，按受理时的分派依据分组：其中由受理时建议的单位办结的比例"
+        "（其余由话务员改派或被单位退回）。",
+        "en": "Tickets resolved in the last {days} days, by how intake routed them: the share "
+        "the department intake suggested resolved (the rest an agent sent elsewhere, or a "
+        "department returned).",
+    },
+    "adm_live_rule": {"zh-CN": "分派依据", "en": "Routed by"},
+    "adm_live_right": {"zh-CN": "建议单位办结", "en": "Resolved where suggested"},
+    "adm_live_none": {
+        "zh-CN": "这段时间还没有办结的工单。",
+        "en": "No ticket was resolved in this period.",
+    },
+    "adm_rule_service": {"zh-CN": "所选事项", "en": "The service chosen"},
+    "adm_rule_keyword": {"zh-CN": "目录关键词", "en": "The catalogue's keywords"},
+    "adm_rule_model": {"zh-CN": "分派模型", "en": "The routing model"},
+    "adm_rule_fallback": {"zh-CN": "未匹配（综合事项）", "en": "No rule (general service)"},
     "adm_auto_threshold": {"zh-CN": "置信度不低于", "en": "Confidence at least"},
     "adm_auto_share": {"zh-CN": "自动派出的工单", "en": "Tickets dispatched at once"},
     "adm_auto_right": {"zh-CN": "其中派对单位", "en": "Of those, to the right department"},

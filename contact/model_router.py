@@ -25,10 +25,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import learning
@@ -388,6 +389,33 @@ async def learnable_count(session: AsyncSession) -> int:
             await session.execute(select(func.count()).select_from(Ticket).where(*LEARNABLE))
         ).scalar_one()
     )
+
+
+ROUTING_RULES = ("service", "keyword", "model", "fallback")  # how intake decided
+
+
+@dataclass(frozen=True)
+class LiveRouting:
+    rule: str  # how intake routed the tickets (ROUTING_RULES)
+    tickets: int  # resolved since the date asked
+    right: int  # of those, resolved by the department intake suggested
+
+
+async def live_routing(session: AsyncSession, since: datetime) -> list[LiveRouting]:
+    """How routing did on real tickets: those resolved since ``since``, by how intake
+    routed them, and how many the department intake suggested resolved (the rest a
+    dispatcher sent elsewhere, or a department returned)."""
+    right = func.sum(case((Ticket.routing_department_id == Ticket.department_id, 1), else_=0))
+    rows = (
+        await session.execute(
+            select(Ticket.routing_rule, func.count(), right)
+            .where(*LEARNABLE, Ticket.resolved_at >= since)
+            .group_by(Ticket.routing_rule)
+        )
+    ).all()
+    found = {rule: LiveRouting(rule, int(n), int(ok or 0)) for rule, n, ok in rows}
+    order = [r for r in ROUTING_RULES if r in found] + sorted(set(found) - set(ROUTING_RULES))
+    return [found[r] for r in order]
 
 
 @dataclass

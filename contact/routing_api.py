@@ -4,10 +4,10 @@ from resolved tickets (queued), and choose which version is in use."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -16,7 +16,7 @@ from contact import model_router
 from contact.api import ERRORS
 from contact.deps import DbSession, RuntimeDep
 from contact.errors import NotFound
-from contact.models import RoutingModel
+from contact.models import RoutingModel, utcnow
 from contact.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/admin/routing", tags=["admin"], responses=ERRORS)
@@ -90,6 +90,43 @@ async def activate_model(
     await session.commit()
     model_router.forget(rt)
     return await list_models(rt, session, me)
+
+
+class OutcomeRow(BaseModel):
+    rule: str  # how intake routed them: service, keyword, model, fallback
+    tickets: int  # resolved in the period
+    right: int  # of those, resolved by the department intake suggested
+    share: float | None  # right ÷ tickets
+
+
+class Outcomes(BaseModel):
+    days: int
+    since: datetime
+    items: list[OutcomeRow]
+
+
+@router.get("/outcomes", response_model=Outcomes)
+async def routing_outcomes(
+    session: DbSession, me: Admin, days: Annotated[int, Query(ge=1, le=366)] = 90
+) -> Outcomes:
+    """How routing did on the city's own tickets: those resolved in the last ``days``,
+    by how intake routed them (the catalogue's rules, the model, the fallback), and how
+    many the department intake suggested resolved. Held-out figures say how a version
+    measured; these say how routing does."""
+    since = utcnow() - timedelta(days=days)
+    return Outcomes(
+        days=days,
+        since=since,
+        items=[
+            OutcomeRow(
+                rule=o.rule,
+                tickets=o.tickets,
+                right=o.right,
+                share=round(o.right / o.tickets, 4) if o.tickets else None,
+            )
+            for o in await model_router.live_routing(session, since)
+        ],
+    )
 
 
 class TrainQueued(BaseModel):

@@ -162,6 +162,7 @@ ADMIN_ROUTES = [
     ("POST", "/api/v1/admin/kiosks/1/revoke"),
     ("GET", "/api/v1/admin/audit"),
     ("GET", "/api/v1/admin/routing/models"),
+    ("GET", "/api/v1/admin/routing/outcomes"),
     ("POST", "/api/v1/admin/routing/models/1/activate"),
     ("POST", "/api/v1/admin/routing/train"),
 ]

@@ -179,6 +179,10 @@ class TestRoutingModels:
             float(t.split("%")[0]) for t in thresholds.locator("td:nth-child(2)").all_inner_texts()
         ]
         assert shares == sorted(shares, reverse=True) and shares[0] > 0
+        # On the city's own tickets: every one the keywords placed went where suggested.
+        placed = page.locator('#live-routing tbody tr[data-code="keyword"]')
+        assert re.search(r"(目录关键词|catalogue's keywords)", placed.inner_text())
+        assert placed.locator("td.right-share").inner_text().startswith("100.0%")
         shots(page, "admin-05-routing-models")
 
         # Back to v1 by keyboard: the button is named for its version.

@@ -494,6 +494,42 @@ def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> N
     assert listed.json()["resolved_tickets"] == 40 and listed.json()["needed"] == 100
 
 
+def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings) -> None:
+    """Resolved tickets by how intake routed them, and how many the department intake
+    suggested resolved: 30 placed by keywords, all right; 20 the model routed, 5 of
+    which a dispatcher sent elsewhere; 4 the rules could not place. Older ones are
+    outside the period asked."""
+    train, _ = messages()
+    insert_resolved(settings, train[:30])
+    insert_resolved(settings, train[30:45], rule="model")
+    insert_resolved(settings, train[45:50], rule="model", first_guess="xtb")
+    insert_resolved(settings, train[50:54], rule="fallback", first_guess="xtb")
+    insert_resolved(settings, train[54:64])
+    engine = create_engine(sync_url(settings.DATABASE_URL))
+    try:
+        with engine.begin() as conn:
+            old = [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))][-10:]
+            conn.execute(
+                Ticket.__table__.update()
+                .where(Ticket.id.in_(old))
+                .values(resolved_at=utcnow() - timedelta(days=120))
+            )
+    finally:
+        engine.dispose()
+    with TestClient(create_app(settings)) as client:
+        agent = login(client, "agent1")
+        assert client.get("/api/v1/admin/routing/outcomes", headers=agent).status_code == 403
+        h = login(client, "admin")
+        got = client.get("/api/v1/admin/routing/outcomes", headers=h).json()
+        assert got["days"] == 90
+        rows = {r["rule"]: (r["tickets"], r["right"], r["share"]) for r in got["items"]}
+        assert [r["rule"] for r in got["items"]] == ["keyword", "model", "fallback"]
+        assert rows == {"keyword": (30, 30, 1.0), "model": (20, 15, 0.75), "fallback": (4, 0, 0.0)}
+        year = client.get("/api/v1/admin/routing/outcomes?days=366", headers=h).json()
+        assert year["items"][0] == {"rule": "keyword", "tickets": 40, "right": 40, "share": 1.0}
+        assert client.get("/api/v1/admin/routing/outcomes?days=0", headers=h).status_code == 422
+
+
 def test_admins_list_train_and_activate_versions(
     trained: tuple[Settings, list[tuple[str, str]]],
 ) -> None:

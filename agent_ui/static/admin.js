@@ -625,6 +625,19 @@
     table(autoBody, rows, 3, T.adm_auto_none);
   }
 
+  // How routing does on the city's own tickets: resolved ones by how intake routed
+  // them, and the share the suggested department resolved.
+  const liveBody = document.querySelector("#live-routing tbody");
+  async function loadLiveRouting() {
+    const live = await api("GET", "/api/v1/admin/routing/outcomes");
+    document.getElementById("live-note").textContent = T.adm_live_note.replace("{days}", String(live.days));
+    const rows = live.items.map((r) => el("tr", { dataset: { code: r.rule } },
+      el("td", {}, T[`adm_rule_${r.rule}`] || r.rule),
+      el("td", {}, String(r.tickets)),
+      el("td", { class: "right-share" }, `${pct(r.share)} (${r.right})`)));
+    table(liveBody, rows, 3, T.adm_live_none);
+  }
+
   document.getElementById("models-train").addEventListener("click", async () => {
     if (await safely(() => api("POST", "/api/v1/admin/routing/train"))) toast(T.adm_train_queued);
   });
@@ -632,6 +645,7 @@
   loaders.routing = async () => {
     await loadDistricts();
     await loadModels();
+    await loadLiveRouting();
   };
 
   // ------------------------------------------------------------ calendar
