@@ -29,11 +29,12 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import learning
-from contact.models import RoutingModel, Ticket, TicketStatus, utcnow
+from contact.models import RoutingModel, Ticket, TicketEvent, TicketStatus, utcnow
+from contact.principal import SYSTEM
 from contact.routing import (
     FALLBACK_SERVICE,
     Catalogue,
@@ -399,21 +400,49 @@ class LiveRouting:
     rule: str  # how intake routed the tickets (ROUTING_RULES)
     tickets: int  # resolved since the date asked
     right: int  # of those, resolved by the department intake suggested
+    auto: int = 0  # of those, dispatched at once by auto-dispatch
+    auto_right: int = 0  # of those, resolved by the department they were sent to
 
 
 async def live_routing(session: AsyncSession, since: datetime) -> list[LiveRouting]:
     """How routing did on real tickets: those resolved since ``since``, by how intake
     routed them, and how many the department intake suggested resolved (the rest a
-    dispatcher sent elsewhere, or a department returned)."""
-    right = func.sum(case((Ticket.routing_department_id == Ticket.department_id, 1), else_=0))
+    dispatcher sent elsewhere, or a department returned); the same for those
+    auto-dispatch sent at once (the system's dispatch from ``received``; its re-dispatch
+    after a reopen is another move)."""
+    suggested = Ticket.routing_department_id == Ticket.department_id
+    auto = (
+        select(TicketEvent.id)
+        .where(
+            TicketEvent.ticket_id == Ticket.id,
+            TicketEvent.kind == "dispatched",
+            TicketEvent.from_status == TicketStatus.received.value,
+            TicketEvent.actor_id.is_(None),
+            TicketEvent.actor == SYSTEM.name,
+        )
+        .exists()
+    )
+
+    def count(*when: Any) -> Any:
+        return func.sum(case((and_(*when), 1), else_=0))
+
     rows = (
         await session.execute(
-            select(Ticket.routing_rule, func.count(), right)
+            select(
+                Ticket.routing_rule,
+                func.count(),
+                count(suggested),
+                count(auto),
+                count(auto, suggested),
+            )
             .where(*LEARNABLE, Ticket.resolved_at >= since)
             .group_by(Ticket.routing_rule)
         )
     ).all()
-    found = {rule: LiveRouting(rule, int(n), int(ok or 0)) for rule, n, ok in rows}
+    found = {
+        rule: LiveRouting(rule, int(n), int(ok or 0), int(sent or 0), int(sent_ok or 0))
+        for rule, n, ok, sent, sent_ok in rows
+    }
     order = [r for r in ROUTING_RULES if r in found] + sorted(set(found) - set(ROUTING_RULES))
     return [found[r] for r in order]
 

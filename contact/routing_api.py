@@ -97,6 +97,9 @@ class OutcomeRow(BaseModel):
     tickets: int  # resolved in the period
     right: int  # of those, resolved by the department intake suggested
     share: float | None  # right ÷ tickets
+    auto: int  # of those, dispatched at once by auto-dispatch
+    auto_right: int  # of those, resolved by the department they were sent to
+    auto_share: float | None  # auto_right ÷ auto
 
 
 class Outcomes(BaseModel):
@@ -111,8 +114,8 @@ async def routing_outcomes(
 ) -> Outcomes:
     """How routing did on the city's own tickets: those resolved in the last ``days``,
     by how intake routed them (the catalogue's rules, the model, the fallback), and how
-    many the department intake suggested resolved. Held-out figures say how a version
-    measured; these say how routing does."""
+    many the department intake suggested resolved; the same for those auto-dispatch sent
+    at once. Held-out figures say how a version measured; these say how routing does."""
     since = utcnow() - timedelta(days=days)
     return Outcomes(
         days=days,
@@ -123,6 +126,9 @@ async def routing_outcomes(
                 tickets=o.tickets,
                 right=o.right,
                 share=round(o.right / o.tickets, 4) if o.tickets else None,
+                auto=o.auto,
+                auto_right=o.auto_right,
+                auto_share=round(o.auto_right / o.auto, 4) if o.auto else None,
             )
             for o in await model_router.live_routing(session, since)
         ],

@@ -183,6 +183,7 @@ class TestRoutingModels:
         placed = page.locator('#live-routing tbody tr[data-code="keyword"]')
         assert re.search(r"(目录关键词|catalogue's keywords)", placed.inner_text())
         assert placed.locator("td.right-share").inner_text().startswith("100.0%")
+        assert placed.locator("td.auto-share").inner_text() == "—"  # none went at once
         shots(page, "admin-05-routing-models")
 
         # Back to v1 by keyboard: the button is named for its version.

@@ -24,7 +24,7 @@ from contact import learning, model_router
 from contact.app import create_app
 from contact.db import sync_url
 from contact.learning import read_csv
-from contact.models import RoutingModel, Ticket, utcnow
+from contact.models import RoutingModel, Ticket, TicketEvent, utcnow
 from contact.reference import new_reference
 from contact.routing import RoutingRequest, RuleRouter, explain
 from contact.seed import demo_catalogue
@@ -497,8 +497,10 @@ def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> N
 def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings) -> None:
     """Resolved tickets by how intake routed them, and how many the department intake
     suggested resolved: 30 placed by keywords, all right; 20 the model routed, 5 of
-    which a dispatcher sent elsewhere; 4 the rules could not place. Older ones are
-    outside the period asked."""
+    which a dispatcher sent elsewhere; 4 the rules could not place. Auto-dispatch sent
+    12 of the model's at once, 2 of them to a department that returned them. A
+    system re-dispatch after a reopen is not auto-dispatch. Older tickets are outside
+    the period asked."""
     train, _ = messages()
     insert_resolved(settings, train[:30])
     insert_resolved(settings, train[30:45], rule="model")
@@ -508,11 +510,30 @@ def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings
     engine = create_engine(sync_url(settings.DATABASE_URL))
     try:
         with engine.begin() as conn:
-            old = [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))][-10:]
+            ids = [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))]
             conn.execute(
                 Ticket.__table__.update()
-                .where(Ticket.id.in_(old))
+                .where(Ticket.id.in_(ids[-10:]))
                 .values(resolved_at=utcnow() - timedelta(days=120))
+            )
+
+            def dispatched(ticket: int, by: str, before: str) -> dict[str, Any]:
+                return dict(
+                    ticket_id=ticket,
+                    kind="dispatched",
+                    from_status=before,
+                    to_status="dispatched",
+                    actor_id=None,
+                    actor=by,
+                    data={},
+                    public=True,
+                    created_at=utcnow(),
+                )
+
+            conn.execute(
+                TicketEvent.__table__.insert(),
+                [dispatched(i, "system", "received") for i in ids[30:40] + ids[45:47]]
+                + [dispatched(i, "system", "reopened") for i in ids[:3]],
             )
     finally:
         engine.dispose()
@@ -525,8 +546,14 @@ def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings
         rows = {r["rule"]: (r["tickets"], r["right"], r["share"]) for r in got["items"]}
         assert [r["rule"] for r in got["items"]] == ["keyword", "model", "fallback"]
         assert rows == {"keyword": (30, 30, 1.0), "model": (20, 15, 0.75), "fallback": (4, 0, 0.0)}
+        auto = {r["rule"]: (r["auto"], r["auto_right"], r["auto_share"]) for r in got["items"]}
+        assert auto == {
+            "keyword": (0, 0, None),
+            "model": (12, 10, 0.8333),
+            "fallback": (0, 0, None),
+        }
         year = client.get("/api/v1/admin/routing/outcomes?days=366", headers=h).json()
-        assert year["items"][0] == {"rule": "keyword", "tickets": 40, "right": 40, "share": 1.0}
+        assert year["items"][0]["tickets"] == 40 and year["items"][0]["right"] == 40
         assert client.get("/api/v1/admin/routing/outcomes?days=0", headers=h).status_code == 422
 
 

@@ -626,7 +626,8 @@
   }
 
   // How routing does on the city's own tickets: resolved ones by how intake routed
-  // them, and the share the suggested department resolved.
+  // them, the share the suggested department resolved, and the same for those
+  // auto-dispatch sent at once.
   const liveBody = document.querySelector("#live-routing tbody");
   async function loadLiveRouting() {
     const live = await api("GET", "/api/v1/admin/routing/outcomes");
@@ -634,8 +635,10 @@
     const rows = live.items.map((r) => el("tr", { dataset: { code: r.rule } },
       el("td", {}, T[`adm_rule_${r.rule}`] || r.rule),
       el("td", {}, String(r.tickets)),
-      el("td", { class: "right-share" }, `${pct(r.share)} (${r.right})`)));
-    table(liveBody, rows, 3, T.adm_live_none);
+      el("td", { class: "right-share" }, `${pct(r.share)} (${r.right})`),
+      el("td", {}, String(r.auto)),
+      el("td", { class: "auto-share" }, r.auto ? `${pct(r.auto_share)} (${r.auto_right})` : "—")));
+    table(liveBody, rows, 5, T.adm_live_none);
   }
 
   document.getElementById("models-train").addEventListener("click", async () => {
