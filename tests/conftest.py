@@ -170,6 +170,10 @@ def base_env(db_url: str, redis_url: str | None) -> dict[str, str]:
         "CONTACT_LOG_LEVEL": "WARNING",
         # Deliveries in tests are immediate; quiet hours have tests of their own.
         "CONTACT_QUIET_HOURS": "",
+        # Routing versions are trained when a test asks: the schedule's check at a
+        # worker's start must not train one from another test's tickets. The schedule
+        # has a test of its own.
+        "CONTACT_ROUTING_RETRAIN_HOURS": "0",
     }
     if redis_url:
         env["CONTACT_REDIS_URL"] = redis_url

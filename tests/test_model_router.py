@@ -9,6 +9,8 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.model_selection import train_test_split
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Connection, create_engine, func, select, text
 
 from bench.routing import DEPARTMENTS as DEPARTMENT
 from bench.routing import keyword_services
@@ -61,23 +63,7 @@ def insert_resolved(
     references: set[str] = set()
     while len(references) < len(rows):
         references.add(new_reference(now))
-    engine = create_engine(sync_url(settings.DATABASE_URL))
-    try:
-        _insert(engine, rows, sorted(references), now, first_guess, services, rule)
-    finally:
-        engine.dispose()
-
-
-def _insert(
-    engine: Any,
-    rows: list[tuple[str, str]],
-    references: list[str],
-    now: Any,
-    first_guess: str | None,
-    services: list[str | None] | None,
-    rule: str,
-) -> None:
-    with engine.begin() as conn:
+    with database(settings) as conn:
         dept = dict(conn.execute(text("SELECT code, id FROM departments")).all())
         service = dict(conn.execute(text("SELECT code, id FROM services")).all())
         chosen = services or [None] * len(rows)
@@ -111,9 +97,26 @@ def _insert(
                     created_at=now - timedelta(days=1, minutes=i),
                     updated_at=now,
                 )
-                for i, ((body, code), reference) in enumerate(zip(rows, references, strict=True))
+                for i, ((body, code), reference) in enumerate(
+                    zip(rows, sorted(references), strict=True)
+                )
             ],
         )
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Connection]:
+    """A connection to the test database, in one transaction committed at the end."""
+    engine = create_engine(sync_url(settings.DATABASE_URL))
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def ticket_ids(conn: Connection) -> list[int]:
+    return [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))]
 
 
 def unruled(rt_catalogue: Any, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -158,10 +161,8 @@ def test_a_version_is_stored_with_its_metrics_beside_the_baselines(
     trained: tuple[Settings, list[tuple[str, str]]],
 ) -> None:
     settings, _ = trained
-    engine = create_engine(sync_url(settings.DATABASE_URL))
-    with engine.connect() as conn:
+    with database(settings) as conn:
         row = conn.execute(select(RoutingModel)).one()
-    engine.dispose()
     assert row.version == 1 and row.active and row.source == "tickets"
     assert row.rows == ROWS and sorted(row.labels) == sorted(set(DEPARTMENT.values()))
     m = row.metrics
@@ -206,10 +207,8 @@ def test_contact_routing_train_stores_a_version_and_prints_its_figures(
     # What auto-dispatch would do, threshold by threshold, before the last line.
     at = out.index("auto-dispatch at confidence >=   tickets dispatched   right")
     assert [float(line.split()[0]) for line in out[at + 1 : -1]] == list(learning.THRESHOLDS)
-    engine = create_engine(sync_url(settings.DATABASE_URL))
-    with engine.connect() as conn:
+    with database(settings) as conn:
         assert conn.execute(select(RoutingModel.version, RoutingModel.active)).all() == [(1, True)]
-    engine.dispose()
 
 
 def test_where_the_rules_fall_back_the_model_routes_with_its_confidence(
@@ -240,10 +239,8 @@ def test_where_the_model_routes_it_also_names_a_service_that_department_takes(
     by service missed them. A version that learnt services from the tickets that had
     one names the likeliest service the chosen department takes, when sure enough."""
     settings, held = trained
-    engine = create_engine(sync_url(settings.DATABASE_URL))
-    with engine.connect() as conn:
+    with database(settings) as conn:
         row = conn.execute(select(RoutingModel)).one()
-    engine.dispose()
     m = row.metrics["service"]
     assert row.service_blob and m["rows"] >= model_router.MIN_ROWS
     assert m["accuracy"] > m["baseline_majority"]["accuracy"] + 0.2
@@ -387,17 +384,12 @@ def test_a_service_the_model_named_is_learnt_from_only_once_a_person_confirmed_i
     train, _ = messages()
     rows = train[:60]
     insert_resolved(settings, rows, services=["street-light"] * len(rows), rule="model")
-    engine = create_engine(sync_url(settings.DATABASE_URL))
-    try:
-        with engine.begin() as conn:
-            ids = [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))]
-            conn.execute(
-                Ticket.__table__.update()
-                .where(Ticket.id.in_(ids[:20]))
-                .values(service_confirmed_at=utcnow())
-            )
-    finally:
-        engine.dispose()
+    with database(settings) as conn:
+        conn.execute(
+            Ticket.__table__.update()
+            .where(Ticket.id.in_(ticket_ids(conn)[:20]))
+            .values(service_confirmed_at=utcnow())
+        )
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
@@ -482,6 +474,31 @@ def test_a_long_history_keeps_the_measured_model_rather_than_fitting_twice(
     assert measured == pytest.approx(long["accuracy"], abs=1e-4)
 
 
+def test_the_schedule_retrains_only_when_the_newest_version_is_old(settings: Settings) -> None:
+    from contact import tasks
+
+    train, _ = messages()
+    insert_resolved(settings, train[:200])
+
+    async def twice(rt: Any) -> tuple[str, str]:
+        return await tasks.retrain_routing_async(rt), await tasks.retrain_routing_async(rt)
+
+    off, _ = with_runtime(settings, twice)
+    assert off == "retraining is on demand only"
+    daily = settings.model_copy(update={"ROUTING_RETRAIN_HOURS": 24})
+    first, again = with_runtime(daily, twice)
+    assert first.startswith("routing model v1:") and again == "the routing model is recent enough"
+    with database(settings) as conn:
+        conn.execute(
+            RoutingModel.__table__.update().values(created_at=utcnow() - timedelta(hours=25))
+        )
+    later, _ = with_runtime(daily, twice)
+    assert later.startswith("routing model v2:")
+    # On demand it always trains.
+    asked = with_runtime(settings, lambda rt: tasks.retrain_routing_async(rt, scheduled=False))
+    assert asked.startswith("routing model v3:")
+
+
 def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> None:
     train, _ = messages()
     insert_resolved(settings, train[:40])
@@ -507,36 +524,32 @@ def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings
     insert_resolved(settings, train[45:50], rule="model", first_guess="xtb")
     insert_resolved(settings, train[50:54], rule="fallback", first_guess="xtb")
     insert_resolved(settings, train[54:64])
-    engine = create_engine(sync_url(settings.DATABASE_URL))
-    try:
-        with engine.begin() as conn:
-            ids = [i for (i,) in conn.execute(text("SELECT id FROM tickets ORDER BY id"))]
-            conn.execute(
-                Ticket.__table__.update()
-                .where(Ticket.id.in_(ids[-10:]))
-                .values(resolved_at=utcnow() - timedelta(days=120))
-            )
 
-            def dispatched(ticket: int, by: str, before: str) -> dict[str, Any]:
-                return dict(
-                    ticket_id=ticket,
-                    kind="dispatched",
-                    from_status=before,
-                    to_status="dispatched",
-                    actor_id=None,
-                    actor=by,
-                    data={},
-                    public=True,
-                    created_at=utcnow(),
-                )
+    def dispatched(ticket: int, by: str, before: str) -> dict[str, Any]:
+        return dict(
+            ticket_id=ticket,
+            kind="dispatched",
+            from_status=before,
+            to_status="dispatched",
+            actor_id=None,
+            actor=by,
+            data={},
+            public=True,
+            created_at=utcnow(),
+        )
 
-            conn.execute(
-                TicketEvent.__table__.insert(),
-                [dispatched(i, "system", "received") for i in ids[30:40] + ids[45:47]]
-                + [dispatched(i, "system", "reopened") for i in ids[:3]],
-            )
-    finally:
-        engine.dispose()
+    with database(settings) as conn:
+        ids = ticket_ids(conn)
+        conn.execute(
+            Ticket.__table__.update()
+            .where(Ticket.id.in_(ids[-10:]))
+            .values(resolved_at=utcnow() - timedelta(days=120))
+        )
+        conn.execute(
+            TicketEvent.__table__.insert(),
+            [dispatched(i, "system", "received") for i in ids[30:40] + ids[45:47]]
+            + [dispatched(i, "system", "reopened") for i in ids[:3]],
+        )
     with TestClient(create_app(settings)) as client:
         agent = login(client, "agent1")
         assert client.get("/api/v1/admin/routing/outcomes", headers=agent).status_code == 403
