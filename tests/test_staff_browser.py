@@ -75,7 +75,9 @@ def sign_in(browser: Any, live: LiveServer, username: str) -> Any:
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/(console|dept|supervisor|admin)/$"))
+    # The page after signing in loads every script and style it needs: with both cores
+    # busy (a model training beside the browser) that once took over 10 s in CI.
+    page.wait_for_url(re.compile(r".*/(console|dept|supervisor|admin)/$"), timeout=20_000)
     if page.locator("#conn").count():
         page.wait_for_selector("#conn[data-state=live]")
     return page
