@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { T, me, el, clear, toast, when, api, act, Live, shortcut, actionKey, TicketList, renderTicket, serviceOptions } = Staff;
+  const { T, me, el, clear, toast, when, api, act, Live, shortcut, actionKey, TicketList, renderTicket, serviceOptions, departmentOptions } = Staff;
   const detail = document.getElementById("detail");
   const caller = document.getElementById("caller");
   let current = null;
@@ -150,13 +150,7 @@
     // start from the text again, as intake did, not from the general service the
     // ticket was left with.
     const decided = t.service_confirmed_at || (t.routing && ["service", "keyword"].includes(t.routing.rule));
-    const [departments] = await Promise.all([
-      api("GET", "/api/v1/departments"),
-      serviceOptions(services, t.service),
-    ]);
-    for (const d of departments) {
-      select.append(el("option", { value: d.code }, me.locale === "zh-CN" ? d.name_zh : d.name_en));
-    }
+    await Promise.all([departmentOptions(select), serviceOptions(services, t.service)]);
     await suggest(decided ? t.service : null);
     services.addEventListener("change", () => {
       delete form.dataset.ready;

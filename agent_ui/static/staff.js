@@ -226,6 +226,14 @@ const Staff = (() => {
     if (current) select.value = current;
   }
 
+  // Every department as an option of a select, named in this user's language.
+  async function departmentOptions(select) {
+    const zh = me.locale === "zh-CN";
+    for (const d of await api("GET", "/api/v1/departments")) {
+      select.append(el("option", { value: d.code }, zh ? d.name_zh : d.name_en));
+    }
+  }
+
   // ------------------------------------------------------------ tickets
   const FIELDS = {
     dispatch: [["department", "select"], ["service", "select"]],
@@ -544,5 +552,5 @@ const Staff = (() => {
     }
   }
 
-  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket, HotspotList, serviceOptions };
+  return { T, me, el, clear, toast, when, pct, word, api, act, upload, nameOf, namesReady, Live, shortcut, actionKey, TicketList, renderTicket, HotspotList, serviceOptions, departmentOptions };
 })();

@@ -21,14 +21,10 @@
   }
 
   async function reassignExtras(form, t) {
-    const select = form.elements.department;
-    const [departments] = await Promise.all([
-      api("GET", "/api/v1/departments"),
+    await Promise.all([
+      Staff.departmentOptions(form.elements.department),
       Staff.serviceOptions(form.elements.service, t.service),
     ]);
-    for (const d of departments) {
-      select.append(el("option", { value: d.code }, Staff.me.locale === "zh-CN" ? d.name_zh : d.name_en));
-    }
   }
 
   function bars(box, counts, prefix) {
