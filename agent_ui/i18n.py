@@ -267,16 +267,20 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "adm_live_title": {"zh-CN": "真实工单上的分派", "en": "Routing on real tickets"},
     "adm_live_note": {
-        "zh-CN": "近{days}天办结的工单，按受理时的分派依据分组：其中由受理时建议的单位办结的比例"
-        "（其余由话务员改派或被单位退回）；自动派单立即派出的工单及其中派对单位的比例。",
-        "en": "Tickets resolved in the last {days} days, by how intake routed them: the share "
-        "the department intake suggested resolved (the rest an agent sent elsewhere, or a "
-        "department returned); those auto-dispatch sent at once, and the share of them that "
-        "went to the right department.",
+        "zh-CN": "近{days}天办结的工单，按受理时的分派依据分组（分派模型按版本）："
+        "其中由受理时建议的单位办结的比例（其余由话务员改派或被单位退回）；"
+        "自动派单立即派出的工单及其中派对单位的比例；"
+        "受理时定了事项的工单中，办结时仍是该事项的比例（其余由话务员改了事项）。",
+        "en": "Tickets resolved in the last {days} days, by how intake routed them (the "
+        "routing model by version): the share the department intake suggested resolved (the "
+        "rest an agent sent elsewhere, or a department returned); those auto-dispatch sent at "
+        "once, and the share of them that went to the right department; of those intake gave "
+        "a service, the share still under it when resolved (the rest an agent reclassified).",
     },
     "adm_live_rule": {"zh-CN": "分派依据", "en": "Routed by"},
     "adm_live_right": {"zh-CN": "建议单位办结", "en": "Resolved where suggested"},
     "adm_live_auto": {"zh-CN": "自动派出", "en": "Dispatched at once"},
+    "adm_live_service": {"zh-CN": "事项未改", "en": "Service kept"},
     "adm_live_none": {
         "zh-CN": "这段时间还没有办结的工单。",
         "en": "No ticket was resolved in this period.",

@@ -194,6 +194,7 @@ def ticket_read(
     svc = cat.service_by_id.get(t.service_id or -1)
     district = cat.district_by_id.get(t.district_id or -1)
     routed = cat.dept_by_id.get(t.routing_department_id or -1)
+    routed_as = cat.service_by_id.get(t.routing_service_id or t.service_id or -1)
     if not viewer.sees_all:  # departments see the phone only when the citizen allows it
         phone = None if t.anonymous else phone
     return TicketRead(
@@ -216,10 +217,11 @@ def ticket_read(
         fields=t.fields or {},
         routing=RoutingRead(
             department=routed.code if routed else None,
-            service=svc.code if svc else None,
+            service=routed_as.code if routed_as else None,
             reason=t.routing_reason,
             confidence=t.routing_confidence,
             rule=t.routing_rule,
+            version=t.routing_version,
         ),
         accept_due_at=t.accept_due_at,
         due_at=t.due_at,

@@ -33,7 +33,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contact import learning
-from contact.models import RoutingModel, Ticket, TicketEvent, TicketStatus, utcnow
+from contact.models import RoutingModel, Service, Ticket, TicketEvent, TicketStatus, utcnow
 from contact.principal import SYSTEM
 from contact.routing import (
     FALLBACK_SERVICE,
@@ -164,6 +164,7 @@ class LearningRouter:
             rule="model",
             alternatives=offers[1:],
             why=why,
+            version=self.loaded.version,
         )
 
     def _service(
@@ -402,14 +403,18 @@ class LiveRouting:
     right: int  # of those, resolved by the department intake suggested
     auto: int = 0  # of those, dispatched at once by auto-dispatch
     auto_right: int = 0  # of those, resolved by the department they were sent to
+    version: int | None = None  # the routing model's version (rule "model"), if known
+    services: int = 0  # of the tickets, those intake gave a service (not the general one)
+    services_kept: int = 0  # of those, resolved under that service (no dispatcher changed it)
 
 
 async def live_routing(session: AsyncSession, since: datetime) -> list[LiveRouting]:
     """How routing did on real tickets: those resolved since ``since``, by how intake
-    routed them, and how many the department intake suggested resolved (the rest a
-    dispatcher sent elsewhere, or a department returned); the same for those
-    auto-dispatch sent at once (the system's dispatch from ``received``; its re-dispatch
-    after a reopen is another move)."""
+    routed them (the model's by version), and how many the department intake suggested
+    resolved (the rest a dispatcher sent elsewhere, or a department returned); the same
+    for those auto-dispatch sent at once (the system's dispatch from ``received``; its
+    re-dispatch after a reopen is another move); and of those intake gave a service,
+    how many kept it (the rest a dispatcher reclassified)."""
     suggested = Ticket.routing_department_id == Ticket.department_id
     auto = (
         select(TicketEvent.id)
@@ -422,6 +427,10 @@ async def live_routing(session: AsyncSession, since: datetime) -> list[LiveRouti
         )
         .exists()
     )
+    named = Ticket.routing_service_id.in_(
+        select(Service.id).where(Service.code != FALLBACK_SERVICE).scalar_subquery()
+    )
+    kept = Ticket.service_id == Ticket.routing_service_id
 
     def count(*when: Any) -> Any:
         return func.sum(case((and_(*when), 1), else_=0))
@@ -430,21 +439,43 @@ async def live_routing(session: AsyncSession, since: datetime) -> list[LiveRouti
         await session.execute(
             select(
                 Ticket.routing_rule,
+                Ticket.routing_version,
                 func.count(),
                 count(suggested),
                 count(auto),
                 count(auto, suggested),
+                count(named),
+                count(named, kept),
             )
             .where(*LEARNABLE, Ticket.resolved_at >= since)
-            .group_by(Ticket.routing_rule)
+            .group_by(Ticket.routing_rule, Ticket.routing_version)
         )
     ).all()
-    found = {
-        rule: LiveRouting(rule, int(n), int(ok or 0), int(sent or 0), int(sent_ok or 0))
-        for rule, n, ok, sent, sent_ok in rows
-    }
-    order = [r for r in ROUTING_RULES if r in found] + sorted(set(found) - set(ROUTING_RULES))
-    return [found[r] for r in order]
+    found = [
+        LiveRouting(
+            rule,
+            int(n),
+            int(ok or 0),
+            int(sent or 0),
+            int(sent_ok or 0),
+            version,
+            int(services or 0),
+            int(services_kept or 0),
+        )
+        for rule, version, n, ok, sent, sent_ok, services, services_kept in rows
+    ]
+    rank = {r: i for i, r in enumerate(ROUTING_RULES)}
+    # The rules in their order, then any other; the model's newest version first, and
+    # the tickets routed before versions were recorded last.
+    return sorted(
+        found,
+        key=lambda o: (
+            rank.get(o.rule, len(rank)),
+            o.rule,
+            o.version is None,
+            -(o.version or 0),
+        ),
+    )
 
 
 @dataclass

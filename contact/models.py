@@ -476,6 +476,10 @@ class Ticket(Base):
     routing_reason: Mapped[str] = mapped_column(Text, default="")
     routing_confidence: Mapped[float] = mapped_column(Float, default=0.0)
     routing_rule: Mapped[str] = mapped_column(String(32), default="")
+    # The routing model's version where it decided the department (rule "model").
+    routing_version: Mapped[int | None] = mapped_column()
+    # The service intake gave the ticket; its service now may be one a dispatcher chose.
+    routing_service_id: Mapped[int | None] = mapped_column(ForeignKey("services.id"))
     # When a person chose or confirmed the service at dispatch (None: as intake left it;
     # a service the routing model named is learnt from only once a person has).
     service_confirmed_at: Mapped[datetime | None] = mapped_column()
@@ -508,7 +512,7 @@ class Ticket(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    service: Mapped[Service | None] = relationship(lazy="raise")
+    service: Mapped[Service | None] = relationship(lazy="raise", foreign_keys=[service_id])
     department: Mapped[Department | None] = relationship(foreign_keys=[department_id], lazy="raise")
     citizen: Mapped[Citizen | None] = relationship(lazy="raise")
 

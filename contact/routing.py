@@ -185,6 +185,7 @@ class RoutingDecision:
     rule: str  # service | keyword | fallback | model
     alternatives: tuple[tuple[str, float, str], ...] = ()  # (department, confidence, reason)
     why: tuple[Step, ...] = ()  # the reason as steps, for :func:`explain`
+    version: int | None = None  # the routing model's, where it decided (rule "model")
 
 
 class Router(Protocol):

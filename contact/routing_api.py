@@ -100,6 +100,10 @@ class OutcomeRow(BaseModel):
     auto: int  # of those, dispatched at once by auto-dispatch
     auto_right: int  # of those, resolved by the department they were sent to
     auto_share: float | None  # auto_right ÷ auto
+    version: int | None  # the routing model's version (rule "model"), where recorded
+    services: int  # of the tickets, those intake gave a service (not the general one)
+    services_kept: int  # of those, resolved under that service
+    services_share: float | None  # services_kept ÷ services
 
 
 class Outcomes(BaseModel):
@@ -113,9 +117,10 @@ async def routing_outcomes(
     session: DbSession, me: Admin, days: Annotated[int, Query(ge=1, le=366)] = 90
 ) -> Outcomes:
     """How routing did on the city's own tickets: those resolved in the last ``days``,
-    by how intake routed them (the catalogue's rules, the model, the fallback), and how
-    many the department intake suggested resolved; the same for those auto-dispatch sent
-    at once. Held-out figures say how a version measured; these say how routing does."""
+    by how intake routed them (the catalogue's rules, the model by version, the
+    fallback), and how many the department intake suggested resolved; the same for
+    those auto-dispatch sent at once; and how many kept the service intake gave them.
+    Held-out figures say how a version measured; these say how routing does."""
     since = utcnow() - timedelta(days=days)
     return Outcomes(
         days=days,
@@ -129,6 +134,10 @@ async def routing_outcomes(
                 auto=o.auto,
                 auto_right=o.auto_right,
                 auto_share=round(o.auto_right / o.auto, 4) if o.auto else None,
+                version=o.version,
+                services=o.services,
+                services_kept=o.services_kept,
+                services_share=round(o.services_kept / o.services, 4) if o.services else None,
             )
             for o in await model_router.live_routing(session, since)
         ],

@@ -83,11 +83,15 @@ class ActionBody(_In):
 
 
 class RoutingRead(BaseModel):
+    """How intake routed the ticket, kept as it was when a person dispatched elsewhere
+    or chose another service."""
+
     department: str | None
     service: str | None
     reason: str
     confidence: float
     rule: str
+    version: int | None = None  # the routing model's, where it decided
 
 
 class EventRead(BaseModel):

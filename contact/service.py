@@ -152,6 +152,8 @@ async def open_ticket(
         routing_reason=decision.reason,
         routing_confidence=decision.confidence,
         routing_rule=decision.rule,
+        routing_version=decision.version,
+        routing_service_id=service.id if service else None,
         due_at=resolve_by,
         sla_state=SlaState.ok,
         extension=ExtensionState.none,

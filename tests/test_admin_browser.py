@@ -184,6 +184,7 @@ class TestRoutingModels:
         assert re.search(r"(目录关键词|catalogue's keywords)", placed.inner_text())
         assert placed.locator("td.right-share").inner_text().startswith("100.0%")
         assert placed.locator("td.auto-share").inner_text() == "—"  # none went at once
+        assert placed.locator("td.service-share").inner_text().startswith("100.0%")  # kept
         shots(page, "admin-05-routing-models")
 
         # Back to v1 by keyboard: the button is named for its version.

@@ -53,11 +53,14 @@ def insert_resolved(
     first_guess: str | None = None,
     services: list[str | None] | None = None,
     rule: str = "keyword",
+    version: int | None = None,
+    routed_as: str | None = None,
 ) -> None:
     """Resolved tickets as the history the model learns from. With ``first_guess`` the
     routing at intake pointed elsewhere: the label must be the resolving department.
     ``services`` are the tickets' services (None: the general one); ``rule`` is what
-    decided at intake."""
+    decided at intake, with the routing model's ``version``; ``routed_as`` the service
+    intake gave them, where a dispatcher changed it."""
     now = utcnow()
     # Seven random digits collide about once in forty batches of 700: draw until unique.
     references: set[str] = set()
@@ -87,6 +90,8 @@ def insert_resolved(
                     routing_reason="",
                     routing_confidence=0.5,
                     routing_rule=rule,
+                    routing_version=version,
+                    routing_service_id=service[routed_as or chosen[i] or "other"],
                     sla_state="ok",
                     extension="none",
                     reopen_count=0,
@@ -228,7 +233,7 @@ def test_where_the_rules_fall_back_the_model_routes_with_its_confidence(
     right = sum(d.department == code for d, (_, code) in zip(decisions, held, strict=True))
     # The rules alone send every one of these to the coordination office, never right.
     assert right / len(held) > 0.6
-    assert all("routing model v1" in d.reason for d in decisions)
+    assert all("routing model v1" in d.reason and d.version == 1 for d in decisions)
     assert all(d.alternatives and d.alternatives[0][0] != d.department for d in decisions)
 
 
@@ -344,6 +349,8 @@ def test_intake_uses_the_model_and_dispatches_above_the_threshold(
         assert sure["status"] == "dispatched"
         assert sure["department"] == sure["routing"]["department"]
         assert sure["routing"]["confidence"] >= 0.5
+        # The ticket keeps which version routed it, for the live figures by version.
+        assert [t["routing"]["version"] for t in (sure, unsure)] == [1, 1]
         events = client.get(f"/api/v1/tickets/{sure['reference']}", headers=h).json()["events"]
         dispatched = next(e for e in events if e["kind"] == "dispatched")
         assert dispatched["actor"] == "system" and "auto-dispatch" in dispatched["reason"]
@@ -513,17 +520,28 @@ def test_too_little_history_trains_nothing_and_says_why(settings: Settings) -> N
 
 def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings) -> None:
     """Resolved tickets by how intake routed them, and how many the department intake
-    suggested resolved: 30 placed by keywords, all right; 20 the model routed, 5 of
-    which a dispatcher sent elsewhere; 4 the rules could not place. Auto-dispatch sent
-    12 of the model's at once, 2 of them to a department that returned them. A
-    system re-dispatch after a reopen is not auto-dispatch. Older tickets are outside
-    the period asked."""
+    suggested resolved: 30 placed by keywords, all right; 20 version 2 of the model
+    routed, 5 of which a dispatcher sent elsewhere; 6 version 3 routed, naming a
+    service, which dispatchers changed on 2; 3 the model routed before versions were
+    recorded; 4 the rules could not place. Auto-dispatch sent 12 of version 2's at
+    once, 2 of them to a department that returned them. A system re-dispatch after a
+    reopen is not auto-dispatch. Older tickets are outside the period asked."""
     train, _ = messages()
-    insert_resolved(settings, train[:30])
-    insert_resolved(settings, train[30:45], rule="model")
-    insert_resolved(settings, train[45:50], rule="model", first_guess="xtb")
+    insert_resolved(settings, train[:30], services=["pothole"] * 30)
+    insert_resolved(settings, train[30:45], rule="model", version=2)
+    insert_resolved(settings, train[45:50], rule="model", version=2, first_guess="xtb")
     insert_resolved(settings, train[50:54], rule="fallback", first_guess="xtb")
     insert_resolved(settings, train[54:64])
+    insert_resolved(settings, train[64:68], rule="model", version=3, services=["street-light"] * 4)
+    insert_resolved(
+        settings,
+        train[68:70],
+        rule="model",
+        version=3,
+        services=["power-outage"] * 2,
+        routed_as="street-light",
+    )
+    insert_resolved(settings, train[70:73], rule="model")
 
     def dispatched(ticket: int, by: str, before: str) -> dict[str, Any]:
         return dict(
@@ -542,7 +560,7 @@ def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings
         ids = ticket_ids(conn)
         conn.execute(
             Ticket.__table__.update()
-            .where(Ticket.id.in_(ids[-10:]))
+            .where(Ticket.id.in_(ids[54:64]))
             .values(resolved_at=utcnow() - timedelta(days=120))
         )
         conn.execute(
@@ -556,15 +574,28 @@ def test_admins_see_how_routing_does_on_the_citys_own_tickets(settings: Settings
         h = login(client, "admin")
         got = client.get("/api/v1/admin/routing/outcomes", headers=h).json()
         assert got["days"] == 90
-        rows = {r["rule"]: (r["tickets"], r["right"], r["share"]) for r in got["items"]}
-        assert [r["rule"] for r in got["items"]] == ["keyword", "model", "fallback"]
-        assert rows == {"keyword": (30, 30, 1.0), "model": (20, 15, 0.75), "fallback": (4, 0, 0.0)}
-        auto = {r["rule"]: (r["auto"], r["auto_right"], r["auto_share"]) for r in got["items"]}
-        assert auto == {
-            "keyword": (0, 0, None),
-            "model": (12, 10, 0.8333),
-            "fallback": (0, 0, None),
-        }
+        groups = [(r["rule"], r["version"]) for r in got["items"]]
+        assert groups == [
+            ("keyword", None),
+            ("model", 3),
+            ("model", 2),
+            ("model", None),
+            ("fallback", None),
+        ]
+        rows = [(r["tickets"], r["right"], r["share"]) for r in got["items"]]
+        assert rows == [(30, 30, 1.0), (6, 6, 1.0), (20, 15, 0.75), (3, 3, 1.0), (4, 0, 0.0)]
+        auto = [(r["auto"], r["auto_right"], r["auto_share"]) for r in got["items"]]
+        assert auto[2] == (12, 10, 0.8333)
+        assert all(a == (0, 0, None) for i, a in enumerate(auto) if i != 2)
+        # Of the services intake gave (the general one is none), how many were kept.
+        services = [(r["services"], r["services_kept"], r["services_share"]) for r in got["items"]]
+        assert services == [
+            (30, 30, 1.0),
+            (6, 4, 0.6667),
+            (0, 0, None),
+            (0, 0, None),
+            (0, 0, None),
+        ]
         year = client.get("/api/v1/admin/routing/outcomes?days=366", headers=h).json()
         assert year["items"][0]["tickets"] == 40 and year["items"][0]["right"] == 40
         assert client.get("/api/v1/admin/routing/outcomes?days=0", headers=h).status_code == 422

@@ -201,6 +201,8 @@ class TestLifecycleOverHttp:
         assert t["routing"]["department"].startswith("cgj")
         assert d["status"] == "dispatched" and d["department"].startswith("gdj")
         assert d["service"] == "power-outage" and d["service_confirmed_at"]
+        # How intake routed it stays as it was.
+        assert d["routing"]["service"] == "street-light" and d["routing"]["version"] is None
         assert d["due_at"] < t["due_at"]
         events = client.get(f"/api/v1/tickets/{ref}", headers=agent).json()["events"]
         assert events[-1]["data"]["service"] == "power-outage"

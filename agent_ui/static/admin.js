@@ -626,19 +626,22 @@
   }
 
   // How routing does on the city's own tickets: resolved ones by how intake routed
-  // them, the share the suggested department resolved, and the same for those
-  // auto-dispatch sent at once.
+  // them (the model's by version), the share the suggested department resolved, the
+  // same for those auto-dispatch sent at once, and the share that kept the service
+  // intake gave them.
   const liveBody = document.querySelector("#live-routing tbody");
   async function loadLiveRouting() {
     const live = await api("GET", "/api/v1/admin/routing/outcomes");
     document.getElementById("live-note").textContent = T.adm_live_note.replace("{days}", String(live.days));
-    const rows = live.items.map((r) => el("tr", { dataset: { code: r.rule } },
-      el("td", {}, T[`adm_rule_${r.rule}`] || r.rule),
+    const rows = live.items.map((r) => el("tr", { dataset: { code: r.rule, version: r.version ?? "" } },
+      el("td", {}, T[`adm_rule_${r.rule}`] || r.rule, r.version ? ` v${r.version}` : ""),
       el("td", {}, String(r.tickets)),
       el("td", { class: "right-share" }, `${pct(r.share)} (${r.right})`),
       el("td", {}, String(r.auto)),
-      el("td", { class: "auto-share" }, r.auto ? `${pct(r.auto_share)} (${r.auto_right})` : "—")));
-    table(liveBody, rows, 5, T.adm_live_none);
+      el("td", { class: "auto-share" }, r.auto ? `${pct(r.auto_share)} (${r.auto_right})` : "—"),
+      el("td", { class: "service-share" },
+        r.services ? `${pct(r.services_share)} (${r.services_kept}/${r.services})` : "—")));
+    table(liveBody, rows, 6, T.adm_live_none);
   }
 
   document.getElementById("models-train").addEventListener("click", async () => {

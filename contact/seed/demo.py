@@ -1305,6 +1305,7 @@ def _ticket_row(
         "routing_reason": t["routing_reason"],
         "routing_confidence": t["routing_confidence"],
         "routing_rule": t["routing_rule"],
+        "routing_service_id": ids["services"][t["service"]],
         "accept_due_at": t["accept_due_at"],
         "due_at": t["due_at"],
         "sla_state": SlaState(t["sla_state"]),
