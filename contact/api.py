@@ -194,7 +194,7 @@ def ticket_read(
     svc = cat.service_by_id.get(t.service_id or -1)
     district = cat.district_by_id.get(t.district_id or -1)
     routed = cat.dept_by_id.get(t.routing_department_id or -1)
-    routed_as = cat.service_by_id.get(t.routing_service_id or t.service_id or -1)
+    routed_as = cat.service_by_id.get(t.routing_service_id or -1)
     if not viewer.sees_all:  # departments see the phone only when the citizen allows it
         phone = None if t.anonymous else phone
     return TicketRead(
